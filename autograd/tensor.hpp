@@ -1,0 +1,138 @@
+// autograd/: Tensor, the user-facing handle to a value in the dynamic graph.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../engine/array.hpp"
+
+namespace xg {
+
+class Node;
+struct TensorImpl;
+
+/// A cheap handle (shared_ptr) to a tensor: its value, and for autograd its gradient,
+/// requires_grad flag and the graph node (grad_fn) that produced it.
+class Tensor {
+public:
+    /// An undefined tensor.
+    Tensor() = default;
+    /// A leaf tensor holding `value`.
+    explicit Tensor(Array value, bool requires_grad = false);
+
+    bool defined() const { return impl_ != nullptr; }
+    /// The underlying array (shares its buffer).
+    const Array& array() const;
+    const Shape& shape() const { return array().shape(); }
+    Dtype dtype() const { return array().dtype(); }
+    std::int64_t numel() const { return array().numel(); }
+    std::size_t ndim() const { return array().ndim(); }
+    /// Size of dimension `axis` (negative counts from the end).
+    std::int64_t size(std::int64_t axis) const { return array().size(axis); }
+
+    /// The single value of a one-element tensor, converted to T (throws ValueError otherwise).
+    template <class T> T item() const;
+    /// All values, flat in row-major order, converted to T.
+    template <class T> std::vector<T> to_vector() const;
+    /// Converted to dtype (differentiable; shares the buffer when the dtype is already right).
+    Tensor to(Dtype dtype) const;
+
+    // --- autograd -------------------------------------------------------------------------
+    /// Sets requires_grad on a leaf (throws DtypeError for int64, GraphError for non-leaves).
+    Tensor& requires_grad_(bool requires_grad = true);
+    bool requires_grad() const;
+    /// Accumulated gradient (undefined until a backward pass reaches this tensor).
+    Tensor grad() const;
+    /// Replaces the stored gradient (undefined clears it).
+    void set_grad(const Tensor& grad);
+    /// Clears the stored gradient (like PyTorch's zero_grad(set_to_none=True)).
+    void zero_grad();
+    /// A new leaf sharing this tensor's buffer, outside the graph.
+    Tensor detach() const;
+    /// True for tensors not produced by a recorded op.
+    bool is_leaf() const;
+    /// Keeps the gradient of this non-leaf tensor after backward (leaves always keep theirs).
+    void retain_grad();
+    bool retains_grad() const;
+    /// Name of the op that produced this tensor ("" for leaves).
+    std::string grad_fn_name() const;
+    /// The graph node that produced this tensor (null for leaves).
+    std::shared_ptr<Node> grad_fn() const;
+    /// Back-propagates from this tensor. grad_output defaults to 1 for a one-element tensor.
+    void backward(const Tensor& grad_output = Tensor(), bool retain_graph = false, bool create_graph = false) const;
+    /// Calls hook(grad) whenever a gradient for this tensor is computed; a defined return value
+    /// replaces the gradient. Returns the hook's index.
+    std::size_t register_hook(std::function<Tensor(const Tensor&)> hook);
+
+    // --- in-place updates (for optimizers; not recorded in the graph) -----------------------
+    // They throw GraphError on a tensor that requires grad while grad mode is on, and bump the
+    // version counter so that backward through a saved copy of the old value throws.
+    /// this += alpha * other (other broadcast to this shape).
+    Tensor& add_(const Tensor& other, double alpha = 1.0);
+    /// this -= alpha * other.
+    Tensor& sub_(const Tensor& other, double alpha = 1.0);
+    /// this *= other.
+    Tensor& mul_(const Tensor& other);
+    /// this *= value.
+    Tensor& mul_(double value);
+    /// this = 0.
+    Tensor& zero_();
+    /// this = value.
+    Tensor& fill_(double value);
+    /// this = other (broadcast and converted to this dtype).
+    Tensor& copy_(const Tensor& other);
+
+    /// Internal: the shared state.
+    const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+    explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+private:
+    std::shared_ptr<TensorImpl> impl_;
+};
+
+/// Shared state of a tensor.
+struct TensorImpl {
+    Array value;
+    bool requires_grad = false;
+    bool retains_grad = false;
+    std::shared_ptr<Node> grad_fn;          // null for leaves
+    std::weak_ptr<Node> grad_accumulator;   // leaves: the node that accumulates into `grad`
+    Tensor grad;
+    std::vector<std::function<Tensor(const Tensor&)>> hooks;  // leaves only
+    ~TensorImpl();
+};
+
+/// Prints values (elided when large), shape, dtype and grad_fn, like PyTorch.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// --- grad mode ---------------------------------------------------------------------------------
+/// True when ops are recorded in the graph (thread-local; on by default).
+bool is_grad_enabled();
+/// Sets grad mode for this thread.
+void set_grad_enabled(bool enabled);
+/// RAII: disables recording for its scope (thread-local).
+class NoGradGuard {
+public:
+    NoGradGuard();
+    ~NoGradGuard();
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+private:
+    bool prev_;
+};
+/// RAII: enables recording for its scope (thread-local).
+class EnableGradGuard {
+public:
+    EnableGradGuard();
+    ~EnableGradGuard();
+    EnableGradGuard(const EnableGradGuard&) = delete;
+    EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+private:
+    bool prev_;
+};
+
+}  // namespace xg

@@ -1,0 +1,75 @@
+// engine/: the numeric array under every tensor. Knows nothing of graphs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.hpp"
+#include "error.hpp"
+#include "shape.hpp"
+
+namespace xg {
+
+namespace detail {
+struct Storage;
+}
+
+/// A contiguous row-major buffer of `numel()` elements of a runtime dtype, with a shape.
+/// Copies of an Array share the buffer (like a tensor view); `clone()` copies the data.
+/// Buffers come from a caching allocator so that training steps do not pay page faults again.
+class Array {
+public:
+    /// An undefined array (no buffer).
+    Array() = default;
+    /// An uninitialised array of the given shape and dtype.
+    Array(Shape shape, Dtype dtype);
+
+    /// True when the array has a buffer.
+    bool defined() const { return storage_ != nullptr; }
+    const Shape& shape() const { return shape_; }
+    Dtype dtype() const { return dtype_; }
+    std::int64_t numel() const { return numel_; }
+    std::size_t ndim() const { return shape_.size(); }
+    /// Size of dimension `axis` (negative counts from the end).
+    std::int64_t size(std::int64_t axis) const;
+
+    /// Untyped pointer to the first element.
+    void* raw();
+    const void* raw() const;
+    /// Typed pointer to the first element; throws DtypeError when T does not match dtype().
+    template <class T> T* data();
+    template <class T> const T* data() const;
+
+    /// Same buffer, another shape with the same number of elements (throws ShapeError otherwise).
+    Array reshape(Shape shape) const;
+    /// A deep copy.
+    Array clone() const;
+    /// Converted to dtype (shares the buffer when the dtype is already right).
+    Array to(Dtype dtype) const;
+
+    /// Version of the buffer: bumped by every in-place write through the xgrad API.
+    std::uint64_t version() const;
+    void bump_version();
+    /// True when both arrays use the same buffer.
+    bool shares_storage(const Array& other) const { return storage_ == other.storage_; }
+
+private:
+    std::shared_ptr<detail::Storage> storage_;
+    Shape shape_;
+    Dtype dtype_ = Dtype::f32;
+    std::int64_t numel_ = 0;
+};
+
+/// Statistics of the caching allocator (bytes in use by live arrays, bytes cached for reuse).
+struct AllocatorStats {
+    std::size_t bytes_in_use = 0;
+    std::size_t bytes_cached = 0;
+    std::size_t peak_bytes_in_use = 0;
+};
+/// Current caching-allocator statistics.
+AllocatorStats allocator_stats();
+/// Returns all cached (unused) buffers to the operating system.
+void empty_cache();
+
+}  // namespace xg

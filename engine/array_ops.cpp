@@ -1,0 +1,552 @@
+#include "array_ops.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels.hpp"
+
+namespace xg::engine {
+
+using detail::dispatch;
+using detail::kGrainCheap;
+using detail::parallel_for;
+
+Array full(const Shape& shape, Dtype dtype, double value) {
+    Array r(shape, dtype);
+    dispatch(dtype, "full", [&]<class T>() {
+        T* p = r.data<T>();
+        const T v = static_cast<T>(value);
+        parallel_for(r.numel(), kGrainCheap, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, v); });
+    });
+    return r;
+}
+
+Array permute(const Array& a, const std::vector<int>& perm) {
+    const std::size_t nd = a.ndim();
+    Shape out_shape(nd);
+    for (std::size_t i = 0; i < nd; ++i) out_shape[i] = a.shape()[perm[i]];
+    bool identity = true;
+    for (std::size_t i = 0; i < nd; ++i) identity &= perm[i] == static_cast<int>(i);
+    if (identity) return a.clone();
+    Array r(out_shape, a.dtype());
+    const Shape in_strides = contiguous_strides(a.shape());
+    Shape src_strides(nd);  // stride in a of each output axis
+    for (std::size_t i = 0; i < nd; ++i) src_strides[i] = in_strides[perm[i]];
+    dispatch(a.dtype(), "permute", [&]<class T>() {
+        const T* src = a.data<T>();
+        T* dst = r.data<T>();
+        const std::int64_t inner = out_shape[nd - 1];
+        const std::int64_t inner_stride = src_strides[nd - 1];
+        const std::int64_t rows = r.numel() / std::max<std::int64_t>(inner, 1);
+        if (r.numel() == 0) return;
+        parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(inner, 1)),
+                     [&](std::int64_t rb, std::int64_t re) {
+                         for (std::int64_t row = rb; row < re; ++row) {
+                             std::int64_t rem = row, off = 0;
+                             for (std::size_t d = nd - 1; d-- > 0;) {
+                                 off += (rem % out_shape[d]) * src_strides[d];
+                                 rem /= out_shape[d];
+                             }
+                             T* y = dst + row * inner;
+                             for (std::int64_t i = 0; i < inner; ++i) y[i] = src[off + i * inner_stride];
+                         }
+                     });
+    });
+    return r;
+}
+
+Array broadcast_to(const Array& a, const Shape& shape, const char* op) {
+    const Shape b = broadcast_shape(a.shape(), shape, op);
+    if (b != shape)
+        throw ShapeError(std::string(op) + ": cannot broadcast shape " + shape_str(a.shape()) + " to " +
+                         shape_str(shape));
+    if (a.shape() == shape) return a;
+    Array r(shape, a.dtype());
+    dispatch(a.dtype(), op, [&]<class T>() {
+        const T* src = a.data<T>();
+        T* dst = r.data<T>();
+        detail::broadcast_rows<1>(shape, {&a.shape()}, kGrainCheap,
+                                  [&](std::int64_t o, const std::array<std::int64_t, 1>& off,
+                                      const std::array<std::int64_t, 1>& st, std::int64_t inner) {
+                                      for (std::int64_t i = 0; i < inner; ++i) dst[o + i] = src[off[0] + i * st[0]];
+                                  });
+    });
+    return r;
+}
+
+namespace {
+
+Shape reduced_shape(const Shape& s, const std::vector<int>& axes, bool keepdim) {
+    Shape r;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool red = std::find(axes.begin(), axes.end(), static_cast<int>(i)) != axes.end();
+        if (!red)
+            r.push_back(s[i]);
+        else if (keepdim)
+            r.push_back(1);
+    }
+    return r;
+}
+
+// Moves the reduced axes last (a copy unless they already are) and returns (rows, row length).
+Array reduced_axes_last(const Array& a, const std::vector<int>& axes, std::int64_t& rows, std::int64_t& len) {
+    const std::size_t nd = a.ndim();
+    std::vector<int> perm;
+    for (std::size_t i = 0; i < nd; ++i)
+        if (std::find(axes.begin(), axes.end(), static_cast<int>(i)) == axes.end()) perm.push_back(static_cast<int>(i));
+    for (int ax : axes) perm.push_back(ax);
+    len = 1;
+    for (int ax : axes) len *= a.shape()[ax];
+    rows = len ? a.numel() / len : shape_numel(reduced_shape(a.shape(), axes, false));
+    bool trailing = true;
+    for (std::size_t i = 0; i < nd; ++i) trailing &= perm[i] == static_cast<int>(i);
+    return trailing ? a : permute(a, perm);
+}
+
+// Sum of n contiguous values with SIMD accumulators in a fixed order (deterministic).
+template <class T>
+T sum_contiguous(const T* x, std::int64_t n) {
+    if constexpr (std::is_floating_point_v<T>) {
+        using B = xsimd::batch<T>;
+        constexpr std::int64_t W = B::size;
+        B acc0(T(0)), acc1(T(0));
+        std::int64_t i = 0;
+        for (; i + 2 * W <= n; i += 2 * W) {
+            acc0 += B::load_unaligned(x + i);
+            acc1 += B::load_unaligned(x + i + W);
+        }
+        T s = xsimd::hadd(acc0 + acc1);
+        for (; i < n; ++i) s += x[i];
+        return s;
+    } else {
+        T s = 0;
+        for (std::int64_t i = 0; i < n; ++i) s += x[i];
+        return s;
+    }
+}
+
+// Fixed chunk for long reductions: results do not depend on the thread count.
+constexpr std::int64_t kReduceChunk = 16384;
+
+template <class T>
+T sum_long(const T* x, std::int64_t n) {
+    if (n <= kReduceChunk) return sum_contiguous(x, n);
+    const std::int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
+    std::vector<T> partial(chunks);
+    parallel_for(chunks, 4, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t c = b; c < e; ++c)
+            partial[c] = sum_contiguous(x + c * kReduceChunk, std::min(kReduceChunk, n - c * kReduceChunk));
+    });
+    T s = 0;
+    for (T p : partial) s += p;
+    return s;
+}
+
+}  // namespace
+
+Array reduce_sum(const Array& a, const std::vector<int>& axes, bool keepdim) {
+    const Shape out_shape = reduced_shape(a.shape(), axes, keepdim);
+    Array r(out_shape, a.dtype());
+    const std::size_t nd = a.ndim();
+    // Leading axes reduced (bias gradients): accumulate rows into the output, no permute copy.
+    bool leading = !axes.empty() && axes.size() < nd;
+    for (std::size_t i = 0; i < axes.size() && leading; ++i) leading = axes[i] == static_cast<int>(i);
+    dispatch(a.dtype(), "sum", [&]<class T>() {
+        const T* x = a.data<T>();
+        T* y = r.data<T>();
+        if (leading) {
+            std::int64_t outer = 1;
+            for (int ax : axes) outer *= a.shape()[ax];
+            const std::int64_t cols = r.numel();
+            parallel_for(cols, std::max<std::int64_t>(64, kGrainCheap / std::max<std::int64_t>(outer, 1)),
+                         [&](std::int64_t cb, std::int64_t ce) {
+                             std::fill(y + cb, y + ce, T(0));
+                             for (std::int64_t i = 0; i < outer; ++i) {
+                                 const T* row = x + i * cols;
+                                 for (std::int64_t j = cb; j < ce; ++j) y[j] += row[j];
+                             }
+                         });
+            return;
+        }
+        std::int64_t rows, len;
+        const Array src = reduced_axes_last(a, axes, rows, len);
+        const T* s = src.data<T>();
+        if (rows == 1) {
+            y[0] = sum_long(s, len);
+            return;
+        }
+        parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(len, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t i = b; i < e; ++i) y[i] = sum_contiguous(s + i * len, len);
+                     });
+    });
+    return r;
+}
+
+Array reduce_prod(const Array& a, const std::vector<int>& axes, bool keepdim) {
+    Array r(reduced_shape(a.shape(), axes, keepdim), a.dtype());
+    std::int64_t rows, len;
+    const Array src = reduced_axes_last(a, axes, rows, len);
+    dispatch(a.dtype(), "prod", [&]<class T>() {
+        const T* s = src.data<T>();
+        T* y = r.data<T>();
+        parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(len, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t i = b; i < e; ++i) {
+                             T p = 1;
+                             for (std::int64_t k = 0; k < len; ++k) p *= s[i * len + k];
+                             y[i] = p;
+                         }
+                     });
+    });
+    return r;
+}
+
+Array reduce_extreme(const Array& a, const std::vector<int>& axes, bool keepdim, bool is_max) {
+    Array r(reduced_shape(a.shape(), axes, keepdim), a.dtype());
+    std::int64_t rows, len;
+    const Array src = reduced_axes_last(a, axes, rows, len);
+    dispatch(a.dtype(), is_max ? "max" : "min", [&]<class T>() {
+        const T* s = src.data<T>();
+        T* y = r.data<T>();
+        parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(len, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t i = b; i < e; ++i) {
+                             const T* x = s + i * len;
+                             T m = x[0];
+                             for (std::int64_t k = 1; k < len; ++k) {
+                                 const T v = x[k];
+                                 if constexpr (std::is_floating_point_v<T>)
+                                     if (std::isnan(v) || std::isnan(m)) {
+                                         m = std::numeric_limits<T>::quiet_NaN();
+                                         break;
+                                     }
+                                 if (is_max ? v > m : v < m) m = v;
+                             }
+                             y[i] = m;
+                         }
+                     });
+    });
+    return r;
+}
+
+Array reduce_arg_extreme(const Array& a, int axis, bool keepdim, bool is_max) {
+    std::vector<int> axes;
+    Array src_a = a;
+    if (axis < 0) {
+        src_a = a.reshape({a.numel()});
+        axes = {0};
+    } else {
+        axes = {axis};
+    }
+    Shape out_shape = axis < 0 ? (keepdim ? Shape(a.ndim(), 1) : Shape{}) : reduced_shape(a.shape(), axes, keepdim);
+    Array r(out_shape, Dtype::i64);
+    std::int64_t rows, len;
+    const Array src = reduced_axes_last(src_a, axes, rows, len);
+    dispatch(a.dtype(), is_max ? "argmax" : "argmin", [&]<class T>() {
+        const T* s = src.data<T>();
+        std::int64_t* y = r.data<std::int64_t>();
+        parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(len, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t i = b; i < e; ++i) {
+                             const T* x = s + i * len;
+                             std::int64_t best = 0;
+                             for (std::int64_t k = 1; k < len; ++k) {
+                                 if constexpr (std::is_floating_point_v<T>)
+                                     if (std::isnan(x[best])) break;
+                                 if constexpr (std::is_floating_point_v<T>)
+                                     if (std::isnan(x[k])) {
+                                         best = k;
+                                         break;
+                                     }
+                                 if (is_max ? x[k] > x[best] : x[k] < x[best]) best = k;
+                             }
+                             y[i] = best;
+                         }
+                     });
+    });
+    return r;
+}
+
+Array sum_to(const Array& a, const Shape& shape) {
+    if (a.shape() == shape) return a;
+    const std::size_t nd = a.ndim();
+    const std::size_t lead = nd - shape.size();
+    std::vector<int> axes;
+    for (std::size_t i = 0; i < nd; ++i)
+        if (i < lead || (shape[i - lead] == 1 && a.shape()[i] != 1)) axes.push_back(static_cast<int>(i));
+    return reduce_sum(a, axes, false).reshape(shape);
+}
+
+namespace {
+
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
+    const auto lda = static_cast<blasint>(ta ? m : k), ldb = static_cast<blasint>(tb ? k : n);
+    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    if (k == 0) {
+        std::fill(c, c + m * n, T(0));
+        return;
+    }
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, TA, TB, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    else if constexpr (std::is_same_v<T, double>)
+        cblas_dgemm(CblasRowMajor, TA, TB, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
+}
+
+// Rows of C per TBB task for one large GEMM: fixed, so results do not depend on the thread count.
+constexpr std::int64_t kGemmRowChunk = 128;
+
+}  // namespace
+
+Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
+    if (a.ndim() < 2 || b.ndim() < 2)
+        throw ShapeError("matmul: kernel expects at least 2-d operands, got " + shape_str(a.shape()) + " and " +
+                         shape_str(b.shape()));
+    const std::int64_t m = ta ? a.size(-1) : a.size(-2), ka = ta ? a.size(-2) : a.size(-1);
+    const std::int64_t kb = tb ? b.size(-1) : b.size(-2), n = tb ? b.size(-2) : b.size(-1);
+    if (ka != kb)
+        throw ShapeError("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                         " are not compatible (" + std::to_string(ka) + " != " + std::to_string(kb) + ")");
+    if (a.dtype() != b.dtype())
+        throw DtypeError(std::string("matmul: dtypes differ: ") + dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+    detail::require_floating(a.dtype(), "matmul");
+    const Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+    const Shape batch = broadcast_shape(batch_a, batch_b, "matmul");
+    Shape out_shape = batch;
+    out_shape.push_back(m);
+    out_shape.push_back(n);
+    Array c(out_shape, a.dtype());
+    const std::int64_t nbatch = shape_numel(batch);
+    // Offsets of each batch matrix in a and b (broadcast batch dims repeat a matrix).
+    std::vector<std::int64_t> off_a(nbatch), off_b(nbatch);
+    {
+        Shape sa(batch.size(), 0), sb(batch.size(), 0);
+        auto fill_strides = [&](const Shape& bs, Shape& st, std::int64_t mat) {
+            std::int64_t acc = mat;
+            for (std::size_t i = bs.size(); i-- > 0;) {
+                const std::size_t o = i + batch.size() - bs.size();
+                st[o] = bs[i] == 1 ? 0 : acc;
+                acc *= bs[i];
+            }
+        };
+        fill_strides(batch_a, sa, a.size(-1) * a.size(-2));
+        fill_strides(batch_b, sb, b.size(-1) * b.size(-2));
+        for (std::int64_t i = 0; i < nbatch; ++i) {
+            std::int64_t rem = i;
+            for (std::size_t d = batch.size(); d-- > 0;) {
+                const std::int64_t idx = rem % batch[d];
+                rem /= batch[d];
+                off_a[i] += idx * sa[d];
+                off_b[i] += idx * sb[d];
+            }
+        }
+    }
+    dispatch(a.dtype(), "matmul", [&]<class T>() {
+        if constexpr (std::is_floating_point_v<T>) {
+            const T* pa = a.data<T>();
+            const T* pb = b.data<T>();
+            T* pc = c.data<T>();
+            if (m * n == 0) return;
+            const std::int64_t row_chunks = (m * n * ka >= (std::int64_t(1) << 21)) ? (m + kGemmRowChunk - 1) / kGemmRowChunk : 1;
+            const std::int64_t tasks = nbatch * row_chunks;
+            const std::int64_t flops_per_task = m * n * std::max<std::int64_t>(ka, 1) / row_chunks;
+            parallel_for(tasks, flops_per_task >= (1 << 18) ? 1 : std::max<std::int64_t>(1, (1 << 18) / flops_per_task),
+                         [&](std::int64_t tb0, std::int64_t te) {
+                             for (std::int64_t t = tb0; t < te; ++t) {
+                                 const std::int64_t bi = t / row_chunks, rc = t % row_chunks;
+                                 const std::int64_t r0 = rc * kGemmRowChunk;
+                                 const std::int64_t rows = row_chunks == 1 ? m : std::min(kGemmRowChunk, m - r0);
+                                 const T* A = pa + off_a[bi] + (row_chunks == 1 ? 0 : (ta ? r0 : r0 * ka));
+                                 gemm<T>(ta, tb, rows, n, ka, A, pb + off_b[bi], pc + bi * m * n + (row_chunks == 1 ? 0 : r0 * n));
+                             }
+                         });
+        }
+    });
+    return c;
+}
+
+Array slice(const Array& a, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
+    Shape out_shape = a.shape();
+    const std::int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+    out_shape[axis] = len;
+    Array r(out_shape, a.dtype());
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= a.shape()[i];
+    for (std::size_t i = axis + 1; i < a.ndim(); ++i) inner *= a.shape()[i];
+    const std::int64_t dim = a.shape()[axis];
+    const std::size_t es = dtype_size(a.dtype());
+    const char* src = static_cast<const char*>(a.raw());
+    char* dst = static_cast<char*>(r.raw());
+    parallel_for(outer * len, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t t = b; t < e; ++t) {
+                         const std::int64_t o = t / len, j = t % len;
+                         std::memcpy(dst + t * inner * es, src + ((o * dim + start + j * step) * inner) * es, inner * es);
+                     }
+                 });
+    return r;
+}
+
+Array slice_scatter(const Array& src, const Shape& shape, int axis, std::int64_t start, std::int64_t step) {
+    Array r = full(shape, src.dtype(), 0);
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= shape[i];
+    for (std::size_t i = axis + 1; i < shape.size(); ++i) inner *= shape[i];
+    const std::int64_t dim = shape[axis], len = src.shape()[axis];
+    const std::size_t es = dtype_size(src.dtype());
+    const char* s = static_cast<const char*>(src.raw());
+    char* d = static_cast<char*>(r.raw());
+    parallel_for(outer * len, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t t = b; t < e; ++t) {
+                         const std::int64_t o = t / len, j = t % len;
+                         std::memcpy(d + ((o * dim + start + j * step) * inner) * es, s + t * inner * es, inner * es);
+                     }
+                 });
+    return r;
+}
+
+Array concat(const std::vector<Array>& parts, int axis) {
+    Shape out_shape = parts.at(0).shape();
+    std::int64_t total = 0;
+    for (const auto& p : parts) total += p.shape()[axis];
+    out_shape[axis] = total;
+    Array r(out_shape, parts[0].dtype());
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= out_shape[i];
+    for (std::size_t i = axis + 1; i < out_shape.size(); ++i) inner *= out_shape[i];
+    const std::size_t es = dtype_size(r.dtype());
+    char* d = static_cast<char*>(r.raw());
+    std::int64_t offset = 0;
+    for (const auto& p : parts) {
+        const std::int64_t len = p.shape()[axis];
+        const char* s = static_cast<const char*>(p.raw());
+        for (std::int64_t o = 0; o < outer; ++o)
+            std::memcpy(d + ((o * total + offset) * inner) * es, s + o * len * inner * es, len * inner * es);
+        offset += len;
+    }
+    return r;
+}
+
+namespace {
+void check_index(std::int64_t v, std::int64_t dim, const char* op) {
+    if (v < -dim || v >= dim)
+        throw IndexError(std::string(op) + ": index " + std::to_string(v) + " is out of range for a dimension of size " +
+                         std::to_string(dim));
+}
+}  // namespace
+
+Array index_select(const Array& a, int axis, const Array& index) {
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const std::int64_t n = index.numel(), dim = a.shape()[axis];
+    for (std::int64_t i = 0; i < n; ++i) check_index(idx[i], dim, "index_select");
+    Shape out_shape = a.shape();
+    out_shape[axis] = n;
+    Array r(out_shape, a.dtype());
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= a.shape()[i];
+    for (std::size_t i = axis + 1; i < a.ndim(); ++i) inner *= a.shape()[i];
+    const std::size_t es = dtype_size(a.dtype());
+    const char* s = static_cast<const char*>(a.raw());
+    char* d = static_cast<char*>(r.raw());
+    parallel_for(outer * n, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t t = b; t < e; ++t) {
+                         const std::int64_t o = t / n, j = t % n;
+                         const std::int64_t k = idx[j] < 0 ? idx[j] + dim : idx[j];
+                         std::memcpy(d + t * inner * es, s + (o * dim + k) * inner * es, inner * es);
+                     }
+                 });
+    return r;
+}
+
+Array index_add(const Array& src, const Shape& shape, int axis, const Array& index) {
+    Array r = full(shape, src.dtype(), 0);
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const std::int64_t n = index.numel(), dim = shape[axis];
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= shape[i];
+    for (std::size_t i = axis + 1; i < shape.size(); ++i) inner *= shape[i];
+    dispatch(src.dtype(), "index_select backward", [&]<class T>() {
+        const T* s = src.data<T>();
+        T* d = r.data<T>();
+        // Parallel over outer slices only: repeated indices accumulate in a fixed order.
+        parallel_for(outer, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(n * inner, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t o = b; o < e; ++o)
+                             for (std::int64_t j = 0; j < n; ++j) {
+                                 const std::int64_t k = idx[j] < 0 ? idx[j] + dim : idx[j];
+                                 T* y = d + (o * dim + k) * inner;
+                                 const T* x = s + (o * n + j) * inner;
+                                 for (std::int64_t i = 0; i < inner; ++i) y[i] += x[i];
+                             }
+                     });
+    });
+    return r;
+}
+
+Array gather(const Array& a, int axis, const Array& index) {
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const Shape& is = index.shape();
+    Array r(is, a.dtype());
+    std::int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= is[i];
+    for (std::size_t i = axis + 1; i < is.size(); ++i) inner *= is[i];
+    const std::int64_t n = is[axis], dim = a.shape()[axis];
+    std::int64_t a_inner = 1;
+    for (std::size_t i = axis + 1; i < a.ndim(); ++i) a_inner *= a.shape()[i];
+    const Shape a_strides = contiguous_strides(a.shape());
+    for (std::int64_t i = 0; i < index.numel(); ++i) check_index(idx[i], dim, "gather");
+    dispatch(a.dtype(), "gather", [&]<class T>() {
+        const T* s = a.data<T>();
+        T* d = r.data<T>();
+        parallel_for(index.numel(), kGrainCheap, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t t = b; t < e; ++t) {
+                // Decompose t over the index shape, then address a with the same coordinates.
+                std::int64_t rem = t, off = 0;
+                for (std::size_t dd = is.size(); dd-- > 0;) {
+                    const std::int64_t c = rem % is[dd];
+                    rem /= is[dd];
+                    std::int64_t coord = c;
+                    if (static_cast<int>(dd) == axis) coord = idx[t] < 0 ? idx[t] + dim : idx[t];
+                    off += coord * a_strides[dd];
+                }
+                d[t] = s[off];
+            }
+        });
+    });
+    (void)outer, (void)inner, (void)n, (void)a_inner;
+    return r;
+}
+
+Array scatter_add(const Array& src, const Shape& shape, int axis, const Array& index) {
+    Array r = full(shape, src.dtype(), 0);
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const Shape& is = index.shape();
+    const Shape strides = contiguous_strides(shape);
+    const std::int64_t dim = shape[axis];
+    dispatch(src.dtype(), "gather backward", [&]<class T>() {
+        const T* s = src.data<T>();
+        T* d = r.data<T>();
+        // Serial: scattered writes may collide; the fixed order keeps results deterministic.
+        for (std::int64_t t = 0; t < index.numel(); ++t) {
+            std::int64_t rem = t, off = 0;
+            for (std::size_t dd = is.size(); dd-- > 0;) {
+                const std::int64_t c = rem % is[dd];
+                rem /= is[dd];
+                std::int64_t coord = c;
+                if (static_cast<int>(dd) == axis) coord = idx[t] < 0 ? idx[t] + dim : idx[t];
+                off += coord * strides[dd];
+            }
+            d[off] += s[t];
+        }
+    });
+    return r;
+}
+
+}  // namespace xg::engine

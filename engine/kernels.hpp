@@ -1,0 +1,211 @@
+// Internal kernel templates: dtype dispatch, the TBB parallel policy, SIMD maps and broadcasting
+// elementwise loops. Included by .cpp files only (ops/, engine/); pulls in TBB and xsimd.
+#pragma once
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <xsimd/xsimd.hpp>
+
+#include "array.hpp"
+
+namespace xg::detail {
+
+// Grain sizes (elements per task), measured on this 2-core machine: below them a kernel runs
+// serially, because a TBB task costs more than it saves.
+inline constexpr std::int64_t kGrainCheap = 65536;          // add, mul, copies
+inline constexpr std::int64_t kGrainTranscendental = 8192;  // exp, tanh, erf ...
+
+/// Runs f(begin, end) over [0, n) in chunks of at least `grain`, in parallel when n > grain.
+template <class F>
+void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
+    if (n <= 0) return;
+    if (n <= grain) {
+        f(std::int64_t(0), n);
+        return;
+    }
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, n, grain),
+        [&](const tbb::blocked_range<std::int64_t>& r) { f(r.begin(), r.end()); }, tbb::simple_partitioner());
+}
+
+/// Calls f.template operator()<T>() with T the C++ type of dtype d.
+template <class F>
+decltype(auto) dispatch(Dtype d, const char* /*op*/, F&& f) {
+    switch (d) {
+        case Dtype::f32: return f.template operator()<float>();
+        case Dtype::f64: return f.template operator()<double>();
+        default: return f.template operator()<std::int64_t>();
+    }
+}
+
+/// Throws DtypeError naming op unless d is a floating dtype.
+inline void require_floating(Dtype d, const char* op) {
+    if (!is_floating(d))
+        throw DtypeError(std::string(op) + ": expected a floating-point tensor (float32 or float64), got " +
+                         dtype_name(d));
+}
+
+/// Like dispatch, for ops defined on floating dtypes only.
+template <class F>
+decltype(auto) dispatch_floating(Dtype d, const char* op, F&& f) {
+    require_floating(d, op);
+    if (d == Dtype::f32) return f.template operator()<float>();
+    return f.template operator()<double>();
+}
+
+/// y[i] = f(x[i]) with f applied to xsimd batches (the tail is padded into one batch).
+template <class T, class F>
+void simd_map(const T* x, T* y, std::int64_t n, F& f) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    std::int64_t i = 0;
+    for (; i + W <= n; i += W) f(B::load_unaligned(x + i)).store_unaligned(y + i);
+    if (i < n) {
+        alignas(64) T buf[W] = {};
+        for (std::int64_t k = 0; k < n - i; ++k) buf[k] = x[i + k];
+        f(B::load_aligned(buf)).store_aligned(buf);
+        for (std::int64_t k = 0; k < n - i; ++k) y[i + k] = buf[k];
+    }
+}
+
+/// y[i] = f(a[i], b[i]) on xsimd batches.
+template <class T, class F>
+void simd_map2(const T* a, const T* b, T* y, std::int64_t n, F& f) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    std::int64_t i = 0;
+    for (; i + W <= n; i += W) f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(y + i);
+    if (i < n) {
+        alignas(64) T ba[W] = {}, bb[W] = {};
+        for (std::int64_t k = 0; k < n - i; ++k) ba[k] = a[i + k], bb[k] = b[i + k];
+        f(B::load_aligned(ba), B::load_aligned(bb)).store_aligned(ba);
+        for (std::int64_t k = 0; k < n - i; ++k) y[i + k] = ba[k];
+    }
+}
+
+/// A new array of x's shape with y = f(x) elementwise, f written for xsimd batches; floating only.
+template <class F>
+Array unary_simd(const Array& x, const char* op, F f, std::int64_t grain = kGrainTranscendental) {
+    return dispatch_floating(x.dtype(), op, [&]<class T>() {
+        Array y(x.shape(), x.dtype());
+        const T* px = x.data<T>();
+        T* py = y.data<T>();
+        parallel_for(x.numel(), grain, [&](std::int64_t b, std::int64_t e) { simd_map(px + b, py + b, e - b, f); });
+        return y;
+    });
+}
+
+/// A new array with y = f(a, b) for same-shape floating arrays, f written for xsimd batches.
+template <class F>
+Array binary_simd_same_shape(const Array& a, const Array& b, const char* op, F f,
+                             std::int64_t grain = kGrainTranscendental) {
+    return dispatch_floating(a.dtype(), op, [&]<class T>() {
+        Array y(a.shape(), a.dtype());
+        const T* pa = a.data<T>();
+        const T* pb = b.data<T>();
+        T* py = y.data<T>();
+        parallel_for(a.numel(), grain,
+                     [&](std::int64_t s, std::int64_t e) { simd_map2(pa + s, pb + s, py + s, e - s, f); });
+        return y;
+    });
+}
+
+/// Iterates the rows of an N-ary broadcast: for each run of `inner` output elements calls
+/// body(out_offset, offsets, inner_strides, inner) where offsets/inner_strides index each input.
+template <std::size_t N, class Body>
+void broadcast_rows(const Shape& out, const std::array<const Shape*, N>& in, std::int64_t grain, Body&& body) {
+    const std::size_t nd = out.size();
+    const std::int64_t total = shape_numel(out);
+    if (total == 0) return;
+    std::array<Shape, N> strides;
+    for (std::size_t k = 0; k < N; ++k) {
+        const Shape& s = *in[k];
+        strides[k].assign(nd, 0);
+        std::int64_t acc = 1;
+        for (std::size_t i = s.size(); i-- > 0;) {
+            const std::size_t o = i + (nd - s.size());
+            strides[k][o] = s[i] == 1 ? 0 : acc;
+            acc *= s[i];
+        }
+    }
+    const std::int64_t inner = nd ? out[nd - 1] : 1;
+    std::array<std::int64_t, N> inner_strides{};
+    for (std::size_t k = 0; k < N; ++k) inner_strides[k] = nd ? strides[k][nd - 1] : 0;
+    const std::int64_t rows = total / inner;
+    const std::int64_t row_grain = std::max<std::int64_t>(1, grain / std::max<std::int64_t>(inner, 1));
+    parallel_for(rows, row_grain, [&](std::int64_t rb, std::int64_t re) {
+        for (std::int64_t r = rb; r < re; ++r) {
+            std::array<std::int64_t, N> off{};
+            std::int64_t rem = r;
+            for (std::size_t d = nd - 1; d-- > 0;) {
+                const std::int64_t idx = rem % out[d];
+                rem /= out[d];
+                for (std::size_t k = 0; k < N; ++k) off[k] += idx * strides[k][d];
+            }
+            body(r * inner, off, inner_strides, inner);
+        }
+    });
+}
+
+/// out = f(a, b) elementwise with NumPy broadcasting; a and b must already share the dtype T.
+/// f is called on scalars of type T and returns R.
+template <class T, class R, class F>
+void binary_broadcast(const Array& a, const Array& b, Array& out, F f, std::int64_t grain = kGrainCheap) {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    R* po = out.data<R>();
+    const std::int64_t n = out.numel();
+    if (a.numel() == n && b.numel() == n) {
+        parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) po[i] = f(pa[i], pb[i]);
+        });
+    } else if (b.numel() == 1 && a.numel() == n) {
+        const T vb = pb[0];
+        parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) po[i] = f(pa[i], vb);
+        });
+    } else if (a.numel() == 1 && b.numel() == n) {
+        const T va = pa[0];
+        parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) po[i] = f(va, pb[i]);
+        });
+    } else {
+        broadcast_rows<2>(out.shape(), {&a.shape(), &b.shape()}, grain,
+                          [&](std::int64_t o, const std::array<std::int64_t, 2>& off,
+                              const std::array<std::int64_t, 2>& st, std::int64_t inner) {
+                              const T* xa = pa + off[0];
+                              const T* xb = pb + off[1];
+                              R* y = po + o;
+                              if (st[0] == 1 && st[1] == 1)
+                                  for (std::int64_t i = 0; i < inner; ++i) y[i] = f(xa[i], xb[i]);
+                              else if (st[0] == 1 && st[1] == 0)
+                                  for (std::int64_t i = 0; i < inner; ++i) y[i] = f(xa[i], xb[0]);
+                              else if (st[0] == 0 && st[1] == 1)
+                                  for (std::int64_t i = 0; i < inner; ++i) y[i] = f(xa[0], xb[i]);
+                              else
+                                  for (std::int64_t i = 0; i < inner; ++i) y[i] = f(xa[i * st[0]], xb[i * st[1]]);
+                          });
+    }
+}
+
+/// out = f(a, b, c) elementwise with broadcasting over three inputs of types A, B, C.
+template <class A, class B, class C, class R, class F>
+void ternary_broadcast(const Array& a, const Array& b, const Array& c, Array& out, F f,
+                       std::int64_t grain = kGrainCheap) {
+    const A* pa = a.data<A>();
+    const B* pb = b.data<B>();
+    const C* pc = c.data<C>();
+    R* po = out.data<R>();
+    broadcast_rows<3>(out.shape(), {&a.shape(), &b.shape(), &c.shape()}, grain,
+                      [&](std::int64_t o, const std::array<std::int64_t, 3>& off,
+                          const std::array<std::int64_t, 3>& st, std::int64_t inner) {
+                          for (std::int64_t i = 0; i < inner; ++i)
+                              po[o + i] = f(pa[off[0] + i * st[0]], pb[off[1] + i * st[1]], pc[off[2] + i * st[2]]);
+                      });
+}
+
+}  // namespace xg::detail

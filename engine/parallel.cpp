@@ -1,0 +1,41 @@
+#include "parallel.hpp"
+
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "error.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace xg {
+namespace {
+std::mutex g_mutex;
+std::unique_ptr<tbb::global_control> g_control;
+std::atomic<int> g_threads{0};
+
+// BLAS must not start threads of its own on top of TBB's: GEMMs are split across TBB tasks.
+struct BlasSingleThreaded {
+    BlasSingleThreaded() { openblas_set_num_threads(1); }
+} g_blas_single_threaded;
+}  // namespace
+
+void set_num_threads(int n) {
+    if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_control.reset();
+    g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      static_cast<std::size_t>(n));
+    g_threads = n;
+}
+
+int get_num_threads() {
+    const int n = g_threads.load();
+    return n > 0 ? n : tbb::info::default_concurrency();
+}
+
+}  // namespace xg

@@ -1,0 +1,112 @@
+#include "math.hpp"
+
+#include "../autograd/node.hpp"
+#include "../engine/kernels.hpp"
+#include "arithmetic.hpp"
+
+namespace xg {
+
+namespace {
+using Grads = std::vector<Tensor>;
+
+void check_defined(const Tensor& t, const char* op) {
+    if (!t.defined()) throw ValueError(std::string(op) + ": the input is undefined");
+}
+
+// Forward of a unary op whose kernel is written for xsimd batches.
+template <class F>
+Array forward(const Tensor& x, const char* op, F f) {
+    check_defined(x, op);
+    return detail::unary_simd(x.array(), op, f);
+}
+}  // namespace
+
+Tensor exp(const Tensor& x) {
+    return make_result("exp", forward(x, "exp", [](auto v) { return xsimd::exp(v); }), {x},
+                       [](const Tensor& g, const Tensor& y) { return Grads{g * y}; }, true);
+}
+
+Tensor log(const Tensor& x) {
+    Array y = forward(x, "log", [](auto v) { return xsimd::log(v); });
+    Saved sx(x, "log");
+    return make_result("log", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g / sx.get()}; });
+}
+
+Tensor log1p(const Tensor& x) {
+    Array y = forward(x, "log1p", [](auto v) { return xsimd::log1p(v); });
+    Saved sx(x, "log1p");
+    return make_result("log1p", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{g / (sx.get() + 1.0)}; });
+}
+
+Tensor expm1(const Tensor& x) {
+    return make_result("expm1", forward(x, "expm1", [](auto v) { return xsimd::expm1(v); }), {x},
+                       [](const Tensor& g, const Tensor& y) { return Grads{g * (y + 1.0)}; }, true);
+}
+
+Tensor sqrt(const Tensor& x) {
+    return make_result("sqrt", forward(x, "sqrt", [](auto v) { return xsimd::sqrt(v); }), {x},
+                       [](const Tensor& g, const Tensor& y) { return Grads{g / (y * 2.0)}; }, true);
+}
+
+Tensor rsqrt(const Tensor& x) {
+    using xsimd::sqrt;
+    return make_result("rsqrt", forward(x, "rsqrt", [](auto v) { return decltype(v)(1) / sqrt(v); }), {x},
+                       [](const Tensor& g, const Tensor& y) { return Grads{g * (y * y * y) * -0.5}; }, true);
+}
+
+Tensor abs(const Tensor& x) {
+    check_defined(x, "abs");
+    Array y(x.shape(), x.dtype());
+    detail::dispatch(x.dtype(), "abs", [&]<class T>() {
+        const T* p = x.array().data<T>();
+        T* q = y.data<T>();
+        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] < 0 ? -p[i] : p[i];
+        });
+    });
+    Saved sx(x, "abs");
+    return make_result("abs", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * sign(sx.get())}; });
+}
+
+Tensor sign(const Tensor& x) {
+    check_defined(x, "sign");
+    Array y(x.shape(), x.dtype());
+    detail::dispatch(x.dtype(), "sign", [&]<class T>() {
+        const T* p = x.array().data<T>();
+        T* q = y.data<T>();
+        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] > 0 ? T(1) : (p[i] < 0 ? T(-1) : p[i]);  // keeps NaN
+        });
+    });
+    return make_result("sign", std::move(y), {x}, [](const Tensor& g, const Tensor&) { return Grads{g * 0.0}; });
+}
+
+Tensor square(const Tensor& x) {
+    check_defined(x, "square");
+    detail::require_floating(x.dtype(), "square");
+    Array y = detail::binary_simd_same_shape(x.array(), x.array(), "square", [](auto a, auto b) { return a * b; },
+                                             detail::kGrainCheap);
+    Saved sx(x, "square");
+    return make_result("square", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{g * (sx.get() * 2.0)}; });
+}
+
+Tensor reciprocal(const Tensor& x) {
+    return make_result("reciprocal", forward(x, "reciprocal", [](auto v) { return decltype(v)(1) / v; }), {x},
+                       [](const Tensor& g, const Tensor& y) { return Grads{-(g * (y * y))}; }, true);
+}
+
+Tensor sin(const Tensor& x) {
+    Array y = forward(x, "sin", [](auto v) { return xsimd::sin(v); });
+    Saved sx(x, "sin");
+    return make_result("sin", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * cos(sx.get())}; });
+}
+
+Tensor cos(const Tensor& x) {
+    Array y = forward(x, "cos", [](auto v) { return xsimd::cos(v); });
+    Saved sx(x, "cos");
+    return make_result("cos", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{-(g * sin(sx.get()))}; });
+}
+
+}  // namespace xg

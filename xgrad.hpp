@@ -1,0 +1,17 @@
+// xgrad: the umbrella header. #include <xgrad/xgrad.hpp> gives the whole public API.
+#pragma once
+#include "engine/array.hpp"
+#include "engine/dtype.hpp"
+#include "engine/error.hpp"
+#include "engine/parallel.hpp"
+#include "engine/shape.hpp"
+#include "autograd/tensor.hpp"
+#include "autograd/node.hpp"
+#include "autograd/grad.hpp"
+#include "ops/activations.hpp"
+#include "ops/arithmetic.hpp"
+#include "ops/factories.hpp"
+#include "ops/linalg.hpp"
+#include "ops/math.hpp"
+#include "ops/reduction.hpp"
+#include "ops/shape_ops.hpp"
