@@ -15,3 +15,4 @@
 #include "ops/math.hpp"
 #include "ops/reduction.hpp"
 #include "ops/shape_ops.hpp"
+#include "autograd/gradcheck.hpp"
