@@ -16,3 +16,4 @@
 #include "ops/reduction.hpp"
 #include "ops/shape_ops.hpp"
 #include "autograd/gradcheck.hpp"
+#include "ops/activation_registry.hpp"
