@@ -1,5 +1,8 @@
 #include "math.hpp"
 
+#include <cmath>
+#include <cstdlib>
+
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
 #include "arithmetic.hpp"
@@ -62,7 +65,7 @@ Tensor abs(const Tensor& x) {
         const T* p = x.array().data<T>();
         T* q = y.data<T>();
         detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] < 0 ? -p[i] : p[i];
+            for (std::int64_t i = s; i < e; ++i) q[i] = std::abs(p[i]);  // |-0.0| = +0.0
         });
     });
     Saved sx(x, "abs");
@@ -84,9 +87,15 @@ Tensor sign(const Tensor& x) {
 
 Tensor square(const Tensor& x) {
     check_defined(x, "square");
-    detail::require_floating(x.dtype(), "square");
-    Array y = detail::binary_simd_same_shape(x.array(), x.array(), "square", [](auto a, auto b) { return a * b; },
-                                             detail::kGrainCheap);
+    Array y(x.shape(), x.dtype());
+    detail::dispatch(x.dtype(), "square", [&]<class T>() {
+        const T* p = x.array().data<T>();
+        T* q = y.data<T>();
+        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] * p[i];
+        });
+    });
+    if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "square");
     return make_result("square", std::move(y), {x},
                        [sx](const Tensor& g, const Tensor&) { return Grads{g * (sx.get() * 2.0)}; });
