@@ -67,6 +67,19 @@ decltype(auto) dispatch_floating(Dtype d, const char* op, F&& f) {
     return f.template operator()<double>();
 }
 
+/// f(v) on a whole batch, or g lane by lane when a lane is outside [lo, hi] (or NaN). For xsimd
+/// functions whose range is narrower than <cmath>'s: xsimd::exp gives 0 below -87.3 in float32
+/// where std::exp still has subnormals, and inf above 88.38 where float32 still holds e^88.7.
+template <class B, class F, class G>
+B simd_or_scalar(const B& v, typename B::value_type lo, typename B::value_type hi, F f, G g) {
+    if (xsimd::all((v >= B(lo)) & (v <= B(hi)))) return f(v);
+    using T = typename B::value_type;
+    alignas(64) T buf[B::size];
+    v.store_aligned(buf);
+    for (std::size_t k = 0; k < B::size; ++k) buf[k] = g(buf[k]);
+    return B::load_aligned(buf);
+}
+
 /// y[i] = f(x[i]) with f applied to xsimd batches (the tail is padded into one batch).
 template <class T, class F>
 void simd_map(const T* x, T* y, std::int64_t n, F& f) {

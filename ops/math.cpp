@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <type_traits>
 
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
@@ -22,10 +24,30 @@ Array forward(const Tensor& x, const char* op, F f) {
     check_defined(x, op);
     return detail::unary_simd(x.array(), op, f);
 }
+
+// Lanes outside xsimd's exact range go through <cmath> (see detail::simd_or_scalar).
+template <class B>
+B exp_full_range(const B& v) {
+    using T = typename B::value_type;
+    constexpr bool f32 = std::is_same_v<T, float>;
+    return detail::simd_or_scalar(
+        v, f32 ? T(-87.0) : T(-708.0), f32 ? T(88.3) : T(709.0), [](const B& b) { return xsimd::exp(b); },
+        [](T t) { return std::exp(t); });
+}
+
+template <class B>
+B expm1_full_range(const B& v) {
+    using T = typename B::value_type;
+    constexpr bool f32 = std::is_same_v<T, float>;
+    return detail::simd_or_scalar(
+        v, std::numeric_limits<T>::lowest(), f32 ? T(88.3) : T(709.0), [](const B& b) { return xsimd::expm1(b); },
+        [](T t) { return std::expm1(t); });
+}
+
 }  // namespace
 
 Tensor exp(const Tensor& x) {
-    return make_result("exp", forward(x, "exp", [](auto v) { return xsimd::exp(v); }), {x},
+    return make_result("exp", forward(x, "exp", [](auto v) { return exp_full_range(v); }), {x},
                        [](const Tensor& g, const Tensor& y) { return Grads{g * y}; }, true);
 }
 
@@ -43,8 +65,10 @@ Tensor log1p(const Tensor& x) {
 }
 
 Tensor expm1(const Tensor& x) {
-    return make_result("expm1", forward(x, "expm1", [](auto v) { return xsimd::expm1(v); }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{g * (y + 1.0)}; }, true);
+    Array y = forward(x, "expm1", [](auto v) { return expm1_full_range(v); });
+    Saved sx(x, "expm1");
+    // NOTE: d = e^x from the input, not y + 1 from the output (PyTorch): y + 1 cancels for x << 0.
+    return make_result("expm1", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * exp(sx.get())}; });
 }
 
 Tensor sqrt(const Tensor& x) {
