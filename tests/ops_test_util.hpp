@@ -41,7 +41,8 @@ inline void check_values(const Tensor& t, const std::vector<double>& expected, d
     BOOST_REQUIRE_EQUAL(v.size(), expected.size());
     for (std::size_t i = 0; i < v.size(); ++i)
         BOOST_CHECK_MESSAGE(close(v[i], expected[i], rtol, atol),
-                            "element " << i << ": got " << v[i] << ", expected " << expected[i]);
+                            "element " << i << ": got " << v[i] << ", expected " << expected[i] << " in " << t
+                                      << " expected " << xg::tensor(expected, {static_cast<std::int64_t>(expected.size())}, xg::f64));
 }
 
 /// Checks shape and dtype of t.
