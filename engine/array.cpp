@@ -1,6 +1,7 @@
 #include "array.hpp"
 
 #include <cstring>
+#include <ostream>
 
 #include "allocator.hpp"
 #include "kernels.hpp"
@@ -28,6 +29,8 @@ const char* dtype_name(Dtype d) {
     }
     return "?";
 }
+
+std::ostream& operator<<(std::ostream& os, Dtype d) { return os << dtype_name(d); }
 
 Array::Array(Shape shape, Dtype dtype) : shape_(std::move(shape)), dtype_(dtype) {
     for (auto d : shape_)
