@@ -329,8 +329,8 @@ const Tensor& Saved::get() const {
 
 std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
     if (released_)
-        throw GraphError(name() + ": trying to backward through the graph a second time (its saved values were "
-                                  "freed after the first backward); pass retain_graph=true the first time");
+        throw GraphError(name() + ": trying to backward through the graph a second time (the values this op saved for its "
+                                  "gradient were freed after the first backward); pass retain_graph=true the first time");
     Tensor y;
     if (save_output_) {
         if (auto out = output_.lock()) {
