@@ -153,10 +153,11 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return make_result("slice", engine::slice(x.array(), a, b, e, step), {x},
                        [in, a, b, step](const Tensor& g, const Tensor&) {
                            // The gradient of slice is a scatter into zeros, itself linear in g.
+                           // Its own gradient reads back the len slots (gg has the full input shape).
+                           const std::int64_t len = g.shape()[a];
                            return Grads{make_result("slice_backward",
                                                     engine::slice_scatter(g.array(), in, a, b, step), {g},
-                                                    [a, b, step](const Tensor& gg, const Tensor&) {
-                                                        const std::int64_t len = gg.shape()[a];
+                                                    [a, b, step, len](const Tensor& gg, const Tensor&) {
                                                         return Grads{slice(gg, a, b, b + len * step, step)};
                                                     })};
                        });
