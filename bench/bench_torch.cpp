@@ -87,6 +87,23 @@ BENCHMARK(W2_sigmoid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+void W1_mlp_step(benchmark::State& state) {
+    configure(state, 0);
+    torch::manual_seed(0);
+    torch::nn::Sequential model(torch::nn::Linear(784, 512), torch::nn::ReLU(), torch::nn::Linear(512, 256),
+                                torch::nn::ReLU(), torch::nn::Linear(256, 10));
+    torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+    auto x = torch::randn({128, 784});
+    auto y = torch::randint(0, 10, {128});
+    for (auto _ : state) {
+        opt.zero_grad();
+        auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+        loss.backward();
+        opt.step();
+    }
+}
+BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

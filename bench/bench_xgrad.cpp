@@ -2,6 +2,9 @@
 #include <benchmark/benchmark.h>
 
 #include <xgrad/xgrad.hpp>
+#include <xgrad/nn/layers.hpp>
+#include <xgrad/nn/loss.hpp>
+#include <xgrad/nn/optim.hpp>
 
 namespace {
 
@@ -88,6 +91,26 @@ void W2_relu(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x
 BENCHMARK(W2_sigmoid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// W1: MLP 784-512-256-10 training step (ReLU, batch 128, float32, cross-entropy, SGD momentum 0.9).
+void W1_mlp_step(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto model = std::make_shared<xg::nn::Sequential>(std::initializer_list<std::shared_ptr<xg::nn::Module>>{
+        std::make_shared<xg::nn::Linear>(784, 512), std::make_shared<xg::nn::Activation>("relu"),
+        std::make_shared<xg::nn::Linear>(512, 256), std::make_shared<xg::nn::Activation>("relu"),
+        std::make_shared<xg::nn::Linear>(256, 10)});
+    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    auto x = xg::randn({128, 784});
+    auto y = xg::randint(0, 10, {128});
+    for (auto _ : state) {
+        opt.zero_grad();
+        auto loss = xg::nn::cross_entropy(model->forward(x), y);
+        loss.backward();
+        opt.step();
+    }
+}
+BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
