@@ -47,8 +47,12 @@ Tensor reshape(const Tensor& x, Shape shape) {
         }
     }
     if (infer >= 0) {
-        if (known == 0 || x.numel() % known != 0)
-            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape));
+        if (known == 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape) +
+                             ": with 0 elements the -1 dimension is ambiguous");
+        if (x.numel() % known != 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) +
+                             " elements) into " + shape_str(shape));
         shape[infer] = x.numel() / known;
     }
     if (shape == x.shape()) return x;
@@ -153,10 +157,10 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return make_result("slice", engine::slice(x.array(), a, b, e, step), {x},
                        [in, a, b, step](const Tensor& g, const Tensor&) {
                            // The gradient of slice is a scatter into zeros, itself linear in g.
+                           const std::int64_t len = g.shape()[a];  // the slice's length (gg has the full one)
                            return Grads{make_result("slice_backward",
                                                     engine::slice_scatter(g.array(), in, a, b, step), {g},
-                                                    [a, b, step](const Tensor& gg, const Tensor&) {
-                                                        const std::int64_t len = gg.shape()[a];
+                                                    [a, b, step, len](const Tensor& gg, const Tensor&) {
                                                         return Grads{slice(gg, a, b, b + len * step, step)};
                                                     })};
                        });
