@@ -165,6 +165,13 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck) {
         }
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    xg::manual_seed(45);
+    const auto g = gradient_of([](const Inputs& in) { return xg::sin(xg::matmul(in[0] * in[0], in[1])); });
+    XGT_CHECK_GRADS(g, {rleaf({2, 3}), rleaf({3, 2})});
+    XGT_CHECK_GRADS(g, {rleaf({2, 2, 3}), rleaf({3})});
+}
+
 BOOST_AUTO_TEST_CASE(dtype_promotion) {
     Tensor a = xg::tensor({1, 2}, {1, 2}, xg::f32).requires_grad_();
     Tensor b = xg::tensor({3, 4}, {2, 1}, xg::f64).requires_grad_();

@@ -199,6 +199,30 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_over_axes) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    xg::manual_seed(27);
+    const Tensor x = rleaf({2, 3}, 0.5, 2.0);
+    const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
+        {"sum", [](const Tensor& t) { return xg::square(xg::sum(t, {1})); }},
+        {"mean", [](const Tensor& t) { return xg::exp(xg::mean(t, {0})); }},
+        {"var", [](const Tensor& t) { return xg::var(t, {1}); }},
+        {"std", [](const Tensor& t) { return xg::std(t, {0}); }},
+        {"prod", [](const Tensor& t) { return xg::prod(t, {1}); }},
+        {"max", [](const Tensor& t) { return xg::square(xg::max(t, {1})); }},
+        {"min", [](const Tensor& t) { return xg::square(xg::min(t)); }},
+        {"logsumexp", [](const Tensor& t) { return xg::logsumexp(t, {1}); }},
+    };
+    for (const auto& [name, op] : ops) {
+        BOOST_TEST_CONTEXT(name) {
+            const auto g = gradient_of([op = op](const Inputs& in) { return op(in[0]); });
+            XGT_CHECK_GRADS(g, {x});
+        }
+    }
+    // prod with zeros: the exact product-of-others is differentiable to any order.
+    const auto gp = gradient_of([](const Inputs& in) { return xg::prod(in[0], {1}); });
+    XGT_CHECK_GRADS(gp, {leaf({0, 0, 2, 0, 3, 4, 1, 2, 3}, {3, 3})});
+}
+
 BOOST_AUTO_TEST_CASE(zero_size_reductions) {
     const Tensor e = xg::zeros({0, 3}, xg::f64);
     check_values(xg::sum(e), {0});

@@ -266,6 +266,29 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck) {
     check_values(b64.grad(), {6});
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    // The backward ops (slice_backward, index_select_backward, gather_backward) are themselves
+    // differentiable: orders two and three.
+    xg::manual_seed(33);
+    const Tensor x = rleaf({3, 4});
+    const Tensor gi = xg::tensor_i64({0, 3, 3, 1, 2, 2}, {3, 2});
+    const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
+        {"slice", [](const Tensor& t) { return xg::cos(xg::slice(t * t, 1, 1, 4, 2)); }},
+        {"index_select", [](const Tensor& t) { return xg::cos(xg::index_select(t * t, 1, xg::tensor_i64({3, 0, 3}, {3}))); }},
+        {"gather", [gi](const Tensor& t) { return xg::cos(xg::gather(t * t, 1, gi)); }},
+        {"concat", [](const Tensor& t) { return xg::cos(xg::concat({t * t, t}, 0)); }},
+        {"permute", [](const Tensor& t) { return xg::cos(xg::permute(t * t, {1, 0})); }},
+        {"broadcast_to", [](const Tensor& t) { return xg::cos(xg::broadcast_to(t * t, {2, 3, 4})); }},
+        {"sum_to", [](const Tensor& t) { return xg::cos(xg::sum_to(t * t, {1, 4})); }},
+    };
+    for (const auto& [name, op] : ops) {
+        BOOST_TEST_CONTEXT(name) {
+            const auto g = gradient_of([op = op](const Inputs& in) { return op(in[0]); });
+            XGT_CHECK_GRADS(g, {x});
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(index_gradients_accumulate_repeats) {
     Tensor x = leaf({1, 2, 3}, {3});
     xg::sum(xg::index_select(x, 0, xg::tensor_i64({2, 2, 0, 2}, {4}))).backward();
