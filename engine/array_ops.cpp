@@ -453,8 +453,12 @@ Array concat(const std::vector<Array>& parts, int axis) {
     for (const auto& p : parts) {
         const std::int64_t len = p.shape()[axis];
         const char* s = static_cast<const char*>(p.raw());
-        for (std::int64_t o = 0; o < outer; ++o)
-            std::memcpy(d + ((o * total + offset) * inner) * es, s + o * len * inner * es, len * inner * es);
+        const std::int64_t row = len * inner;  // elements copied per outer index
+        parallel_for(outer, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(row, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t o = b; o < e; ++o)
+                             std::memcpy(d + ((o * total + offset) * inner) * es, s + o * row * es, row * es);
+                     });
         offset += len;
     }
     return r;

@@ -47,8 +47,12 @@ Tensor reshape(const Tensor& x, Shape shape) {
         }
     }
     if (infer >= 0) {
-        if (known == 0 || x.numel() % known != 0)
-            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape));
+        if (known == 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape) +
+                             ": with 0 elements the -1 dimension is ambiguous");
+        if (x.numel() % known != 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) +
+                             " elements) into " + shape_str(shape));
         shape[infer] = x.numel() / known;
     }
     if (shape == x.shape()) return x;

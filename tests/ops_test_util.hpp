@@ -71,6 +71,19 @@ inline std::function<bool(const std::exception&)> msg_has(std::vector<std::strin
     };
 }
 
+/// The gradient of sum(f(inputs) * weights) with respect to every input, recorded (create_graph):
+/// gradcheck/gradgradcheck of it check the second and third derivatives of f.
+template <class F>
+std::function<std::vector<Tensor>(const Inputs&)> gradient_of(F f) {
+    return [f](const Inputs& in) {
+        xg::EnableGradGuard enable;  // gradcheck evaluates its function under no-grad
+        const Tensor y = f(in);
+        xg::manual_seed(1234);  // fixed weights: the same function at every evaluation
+        const Tensor w = xg::uniform(y.shape(), 0.5, 1.5, y.dtype());
+        return xg::grad({xg::sum(y * w)}, in, {}, true, true, true);
+    };
+}
+
 /// Runs f at 1 and at 2 threads and returns both results (thread count restored to 2 after).
 template <class F>
 std::pair<Tensor, Tensor> at_1_and_2_threads(F f) {

@@ -162,6 +162,23 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_with_broadcasting) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    xg::manual_seed(14);
+    for (const auto& c : binary_cases()) {
+        BOOST_TEST_CONTEXT(c.name) {
+            const Tensor a = rleaf({2, 3}, c.lo, c.hi), b = rleaf({3}, c.lo, c.hi);
+            const auto g = gradient_of([op = c.op](const Inputs& in) { return op(in[0], in[1]); });
+            XGT_CHECK_GRADS(g, {a, b});
+        }
+    }
+    const auto pow_scalar = gradient_of([](const Inputs& in) { return xg::pow(in[0], 3.5) + xg::pow(1.7, in[0]); });
+    XGT_CHECK_GRADS(pow_scalar, {rleaf({4}, 0.5, 2.0)});
+    const auto clamp_where = gradient_of([](const Inputs& in) {
+        return xg::clamp(in[0] * in[0], 0.1, 0.5) * xg::where(xg::gt(in[0], xg::scalar(0.0, xg::f64)), in[0], -in[0]);
+    });
+    XGT_CHECK_GRADS(clamp_where, {leaf({-0.9, -0.5, 0.2, 0.6, 0.95}, {5})});
+}
+
 BOOST_AUTO_TEST_CASE(gradcheck_scalar_forms_and_neg) {
     const Tensor x = leaf({0.7, -1.3, 2.1, 1e-8, 20.0, -20.0}, {2, 3});
     XGT_CHECK_GRADS([](const Inputs& in) { return -in[0] + 2.0 * in[0] - in[0] / 4.0 + (1.5 - in[0]) * 3.0; }, {x});

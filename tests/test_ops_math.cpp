@@ -148,6 +148,18 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_on_several_shapes) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    // gradcheck/gradgradcheck of the recorded first derivative: orders two and three.
+    xg::manual_seed(8);
+    for (const auto& c : cases()) {
+        BOOST_TEST_CONTEXT(c.name) {
+            const Tensor x = rleaf({2, 3}, c.lo, c.hi);
+            const auto g = gradient_of([op = c.op](const Inputs& in) { return op(in[0]); });
+            XGT_CHECK_GRADS(g, {x});
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(gradcheck_at_large_inputs) {
     // exp/expm1 at +-20 and sin/cos at 88: large values, still smooth.
     const Tensor x = leaf({20.0, -20.0, 5.0}, {3});
