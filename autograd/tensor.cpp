@@ -27,7 +27,7 @@ NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
 EnableGradGuard::EnableGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = true; }
 EnableGradGuard::~EnableGradGuard() { t_grad_enabled = prev_; }
 
-Tensor::Tensor(Array value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
+Tensor::Tensor(Array value, bool requires_grad) : impl_(detail::make_pooled<TensorImpl>()) {
     impl_->value = std::move(value);
     if (requires_grad) requires_grad_(true);
 }
@@ -94,7 +94,10 @@ void Tensor::retain_grad() {
     auto& impl = impl_of(impl_, "retain_grad");
     if (!requires_grad()) throw GraphError("retain_grad: called on a tensor that does not require grad");
     impl.retains_grad = true;
-    if (impl.grad_fn) impl.grad_fn->retain_target_ = impl_;
+    if (impl.grad_fn) {
+        impl.grad_fn->retain_target_ = impl_;
+        impl.grad_fn->has_hooks_ = true;
+    }
 }
 bool Tensor::retains_grad() const { return impl_ && impl_->retains_grad; }
 std::string Tensor::grad_fn_name() const {
@@ -107,6 +110,7 @@ std::size_t Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) {
     if (!requires_grad()) throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
     if (impl.grad_fn) {
         impl.grad_fn->pre_hooks_.push_back(std::move(hook));
+        impl.grad_fn->has_hooks_ = true;
         return impl.grad_fn->pre_hooks_.size() - 1;
     }
     impl.hooks.push_back(std::move(hook));
