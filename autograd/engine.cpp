@@ -608,6 +608,8 @@ void run(BackwardTask& task) {
             if (!below) continue;
         }
 
+        // The inputs' nodes are touched right after the rule: start loading them now.
+        for (const auto& in : node->inputs_) __builtin_prefetch(in.fn.get());
         std::vector<Tensor> grads = node->apply(g);
         if (!task.retain_graph) node->release();
         if (grads.size() != node->inputs_.size())

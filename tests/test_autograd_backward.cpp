@@ -268,6 +268,17 @@ BOOST_AUTO_TEST_CASE(a_million_node_chain_runs_backward_and_is_destroyed_without
     BOOST_TEST(first.expired());
 }
 
+BOOST_AUTO_TEST_CASE(grad_on_a_long_chain_marks_needed_nodes_without_recursion) {
+    // xg::grad walks the graph once before the pass (to skip branches that lead to no input).
+    auto x = xg::scalar(1.0, xg::f64).requires_grad_();
+    auto other = xg::scalar(2.0, xg::f64).requires_grad_();
+    xg::Tensor y = x;
+    for (int i = 0; i < 100000; ++i) y = -y + other * 0.0;  // 300,000 nodes
+    const auto g = xg::grad({y}, {x});
+    BOOST_TEST(g[0].item<double>() == 1.0);
+    BOOST_TEST(!other.grad().defined());
+}
+
 BOOST_AUTO_TEST_CASE(graph_is_freed_when_dropped_no_reference_cycles) {
     std::weak_ptr<xg::Node> sig_node, sum_node;
     std::weak_ptr<xg::TensorImpl> sig_out, x_impl;
