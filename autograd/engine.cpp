@@ -550,8 +550,8 @@ void run(BackwardTask& task) {
     for (std::size_t i = 0; i < root_nodes.size(); ++i) {
         Node* n = root_nodes[i].get();
         if (capture_mode && !n->needed_) continue;
+        discover(n);  // first, so that Cleanup sees every buffer that may hold a gradient
         accumulate(*n, Tensor(task.root_grads[i]), create_graph);
-        discover(n);
     }
 
     std::optional<NoGradGuard> no_grad;
@@ -625,8 +625,9 @@ void run(BackwardTask& task) {
         for (std::size_t i = 0; i < grads.size(); ++i) {
             Node::Input& in = node->inputs_[i];
             if (!in.fn || !grads[i].defined() || (capture_mode && !in.fn->needed_)) continue;
-            accumulate(*in.fn, conform(std::move(grads[i]), in, g.shape(), *node, i), create_graph);
+            Tensor gi = conform(std::move(grads[i]), in, g.shape(), *node, i);
             discover(in.fn.get());
+            accumulate(*in.fn, std::move(gi), create_graph);
         }
     }
     cleanup.done = true;

@@ -83,6 +83,19 @@ BOOST_AUTO_TEST_CASE(retain_graph_allows_a_second_backward) {
     BOOST_CHECK_THROW(loss.backward(), xg::GraphError);  // the second call did not retain it
 }
 
+BOOST_AUTO_TEST_CASE(a_pass_that_throws_midway_leaves_no_stale_gradient_behind) {
+    auto x = f64({1, 2}).requires_grad_();
+    auto c = f64({4, 5});
+    auto p = xg::exp(x) * c;  // its rule will fail: c is modified below
+    auto q = x * 3.0;         // newer: runs first and already sends x a gradient
+    auto loss = xg::sum(p + q);
+    c.zero_();
+    BOOST_CHECK_THROW(loss.backward(), xg::GraphError);
+    BOOST_TEST(!x.grad().defined());
+    xg::sum(x * 5.0).backward();  // only this pass reaches x.grad
+    BOOST_TEST(values(x.grad()) == std::vector<double>({5, 5}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(ops_whose_rule_holds_nothing_can_run_backward_twice_as_in_pytorch) {
     auto x = f64({1, 2}).requires_grad_();
     auto y = -(x + x) - x;  // add, neg and sub keep no state for their rules
