@@ -191,7 +191,9 @@ bool is_anomaly_enabled() { return t_anomaly; }
 AnomalyGuard::AnomalyGuard() : prev_(t_anomaly) { t_anomaly = true; }
 AnomalyGuard::~AnomalyGuard() { t_anomaly = prev_; }
 
-std::string Node::creation_trace() const { return creation_frames_.empty() ? std::string() : format_trace(creation_frames_); }
+std::string Node::creation_trace() const {
+    return creation_frames_.empty() ? std::string() : format_trace(creation_frames_);
+}
 
 bool detail::anomaly_enabled_fast() { return t_anomaly; }
 
@@ -241,9 +243,9 @@ std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
 
 // The alias under which a leaf that requires grad is saved (see Saved), shared by all ops.
 Tensor saved_alias(const std::shared_ptr<TensorImpl>& leaf) {
-    if (auto a = leaf->saved_alias.lock();
-        a && a->value.shares_storage(leaf->value) && a->value.shape() == leaf->value.shape() &&
-        a->value.dtype() == leaf->value.dtype())
+    if (auto a = leaf->saved_alias.lock(); a && a->value.shares_storage(leaf->value) &&
+                                           a->value.shape() == leaf->value.shape() &&
+                                           a->value.dtype() == leaf->value.dtype())
         return Tensor(std::move(a));
     auto a = detail::make_pooled<TensorImpl>();
     a->value = leaf->value;
@@ -334,8 +336,9 @@ const Tensor& Saved::get() const {
 
 std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
     if (released_)
-        throw GraphError(name() + ": trying to backward through the graph a second time (the values this op saved for its "
-                                  "gradient were freed after the first backward); pass retain_graph=true the first time");
+        throw GraphError(name() +
+                         ": trying to backward through the graph a second time (the values this op saved for its "
+                         "gradient were freed after the first backward); pass retain_graph=true the first time");
     Tensor y;
     if (save_output_) {
         if (auto out = output_.lock()) {
@@ -349,7 +352,8 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
         if (y.array().version() != saved_version_)
             throw GraphError(name() + ": its output (shape " + shape_str(y.shape()) +
                              "), needed for the gradient, was modified by an in-place operation (version " +
-                             std::to_string(y.array().version()) + ", expected " + std::to_string(saved_version_) + ")");
+                             std::to_string(y.array().version()) + ", expected " + std::to_string(saved_version_) +
+                             ")");
     }
     RuleScope scope;
     return call_rule(g, y);
@@ -428,9 +432,9 @@ Tensor run_hooks(const std::vector<std::function<Tensor(const Tensor&)>>& hooks,
         Tensor r = hook(g);
         if (!r.defined()) continue;
         if (r.shape() != g.shape())
-            throw GraphError("hook on the " + (node.is_accumulator() ? std::string("leaf") : "output of " + node.name()) +
-                             " returned a gradient of shape " + shape_str(r.shape()) + " instead of " +
-                             shape_str(g.shape()));
+            throw GraphError(
+                "hook on the " + (node.is_accumulator() ? std::string("leaf") : "output of " + node.name()) +
+                " returned a gradient of shape " + shape_str(r.shape()) + " instead of " + shape_str(g.shape()));
         g = r.dtype() == g.dtype() ? std::move(r) : r.to(g.dtype());
     }
     return g;
@@ -613,12 +617,13 @@ void run(BackwardTask& task) {
         std::vector<Tensor> grads = node->apply(g);
         if (!task.retain_graph) node->release();
         if (grads.size() != node->inputs_.size())
-            throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) +
-                             " gradients for " + std::to_string(node->inputs_.size()) + " inputs");
+            throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) + " gradients for " +
+                             std::to_string(node->inputs_.size()) + " inputs");
         if (t_anomaly && !has_nonfinite(g.array()))
             for (std::size_t i = 0; i < grads.size(); ++i)
                 if (grads[i].defined() && has_nonfinite(grads[i].array()))
-                    throw ValueError(node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
+                    throw ValueError(node->name() +
+                                     ": backward produced NaN or inf from a finite gradient (for input " +
                                      std::to_string(i) + " of shape " + shape_str(grads[i].shape()) +
                                      "); the op was created at:\n" + node->creation_trace() +
                                      (node->creation_frames_.empty() ? "    (created outside anomaly mode)\n" : ""));
@@ -635,9 +640,10 @@ void run(BackwardTask& task) {
 
 Tensor default_grad(const Tensor& out, const char* op, std::size_t index) {
     if (out.numel() != 1)
-        throw GraphError(std::string(op) + ": a gradient can be created implicitly only for one-element outputs; output " +
-                         std::to_string(index) + (out.grad_fn() ? " (produced by " + out.grad_fn_name() + ")" : std::string()) +
-                         " has shape " + shape_str(out.shape()) + " (pass grad_output)");
+        throw GraphError(
+            std::string(op) + ": a gradient can be created implicitly only for one-element outputs; output " +
+            std::to_string(index) + (out.grad_fn() ? " (produced by " + out.grad_fn_name() + ")" : std::string()) +
+            " has shape " + shape_str(out.shape()) + " (pass grad_output)");
     return Tensor(engine::full(out.shape(), out.dtype(), 1.0));
 }
 
@@ -667,8 +673,8 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     task.roots = outputs;
     for (std::size_t i = 0; i < outputs.size(); ++i) {
         if (!outputs[i].defined()) throw ValueError("grad: output " + std::to_string(i) + " is undefined");
-        Tensor g = grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad", i)
-                                                                       : grad_outputs[i];
+        Tensor g =
+            grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad", i) : grad_outputs[i];
         if (g.shape() != outputs[i].shape())
             throw ShapeError("grad: grad_output " + std::to_string(i) + " has shape " + shape_str(g.shape()) +
                              " but the output has shape " + shape_str(outputs[i].shape()));

@@ -18,9 +18,9 @@ namespace xg {
 namespace {
 
 struct Prepared {
-    std::vector<Tensor> inputs;      // float64 leaf copies (integer inputs shared as they are)
-    std::vector<std::size_t> diff;   // indices of inputs that require grad
-    std::vector<bool> wanted_grad;   // requires_grad of each input when the check started
+    std::vector<Tensor> inputs;     // float64 leaf copies (integer inputs shared as they are)
+    std::vector<std::size_t> diff;  // indices of inputs that require grad
+    std::vector<bool> wanted_grad;  // requires_grad of each input when the check started
     bool promoted = false;
 };
 

@@ -14,8 +14,8 @@ constexpr bool kPooling = false;  // let AddressSanitizer see every allocation a
 constexpr bool kPooling = true;
 #endif
 
-constexpr std::size_t kGranule = 64;             // size classes of 64 bytes ...
-constexpr std::size_t kClasses = 16;             // ... up to 1 KiB; larger blocks bypass the pool
+constexpr std::size_t kGranule = 64;                 // size classes of 64 bytes ...
+constexpr std::size_t kClasses = 16;                 // ... up to 1 KiB; larger blocks bypass the pool
 constexpr std::size_t kMaxBytesPerClass = 16 << 20;  // beyond this, freed blocks go back to malloc
 
 struct FreeBlock {
@@ -55,7 +55,7 @@ void* pool_alloc(std::size_t bytes) {
         --pool.count[c - 1];
         return b;
     }
-    return ::operator new(c * kGranule);
+    return ::operator new(c* kGranule);
 }
 
 void pool_free(void* p, std::size_t bytes) noexcept {

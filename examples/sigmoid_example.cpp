@@ -1,15 +1,14 @@
 // f(x, w, b) = sum(sigmoid(x.w + b)): values, gradients, a gradient check and the graph as DOT
 // (sigmoid_graph.dot, plus sigmoid_graph.svg when Graphviz's `dot` is installed).
-#include <xgrad/xgrad.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <xgrad/xgrad.hpp>
 
 int main() {
     xg::manual_seed(0);
-    auto x = xg::randn({4, 3}, xg::f64);                     // data: no gradient
-    auto w = xg::randn({3, 2}, xg::f64).requires_grad_();   // parameters
+    auto x = xg::randn({4, 3}, xg::f64);                   // data: no gradient
+    auto w = xg::randn({3, 2}, xg::f64).requires_grad_();  // parameters
     auto b = xg::zeros({2}, xg::f64).requires_grad_();
 
     auto f = xg::sum(xg::sigmoid(xg::matmul(x, w) + b));

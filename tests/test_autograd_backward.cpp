@@ -1,10 +1,9 @@
 // Tensor::backward: arguments, errors, accumulation, ordering, hooks, long chains, teardown.
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
 #include <memory>
 #include <thread>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 using Tensors = std::vector<xg::Tensor>;
@@ -106,9 +105,9 @@ BOOST_AUTO_TEST_CASE(ops_whose_rule_holds_nothing_can_run_backward_twice_as_in_p
 
 BOOST_AUTO_TEST_CASE(leaf_gradients_accumulate_across_backward_calls) {
     auto x = f64({1, 2}).requires_grad_();
-    xg::sum(x * x).backward();        // 2x
-    xg::sum(x * 3.0).backward();      // + 3
-    xg::sum(xg::exp(x)).backward();   // + e^x
+    xg::sum(x * x).backward();       // 2x
+    xg::sum(x * 3.0).backward();     // + 3
+    xg::sum(xg::exp(x)).backward();  // + e^x
     const auto g = values(x.grad());
     BOOST_TEST(g[0] == 2 + 3 + std::exp(1.0), boost::test_tools::tolerance(1e-14));
     BOOST_TEST(g[1] == 4 + 3 + std::exp(2.0), boost::test_tools::tolerance(1e-14));
@@ -230,7 +229,7 @@ BOOST_AUTO_TEST_CASE(hook_on_a_non_leaf_replaces_the_gradient_flowing_further) {
         return xg::Tensor();  // undefined: keep the gradient
     });
     h.register_hook([](const xg::Tensor& g) { return g * 0.5; });  // hooks run in order
-    xg::sum(h * h).backward();  // dL/dh = 2h = [6, 12]
+    xg::sum(h * h).backward();                                     // dL/dh = 2h = [6, 12]
     BOOST_TEST(seen == std::vector<double>({6, 12}), boost::test_tools::per_element());
     BOOST_TEST(values(x.grad()) == std::vector<double>({9, 18}), boost::test_tools::per_element());  // 0.5 * 2h * 3
 }

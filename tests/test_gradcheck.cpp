@@ -114,7 +114,8 @@ BOOST_AUTO_TEST_CASE(a_kink_at_the_worst_element_is_reported) {
     BOOST_TEST(!r2);
     BOOST_TEST(r2.entries[0].at_kink);
     // Away from it relu passes.
-    BOOST_TEST(static_cast<bool>(xg::gradcheck([](const Tensors& in) { return xg::relu(in[0]); }, {f64({-1, 2}).requires_grad_()})));
+    BOOST_TEST(static_cast<bool>(
+        xg::gradcheck([](const Tensors& in) { return xg::relu(in[0]); }, {f64({-1, 2}).requires_grad_()})));
 }
 
 BOOST_AUTO_TEST_CASE(float32_inputs_are_promoted_and_the_report_says_so) {
@@ -203,9 +204,9 @@ BOOST_AUTO_TEST_CASE(fast_mode_checks_a_200x200_input_with_random_projections) {
             xg::NoGradGuard ng;
             y = xg::tanh(in[0]);
         }
-        return xg::make_result("tanh_off", y.array(), {in[0]}, [](const xg::Tensor& g, const xg::Tensor& out) {
-            return Grads{xg::tanh_backward(g, out) * 1.01};
-        }, true);
+        return xg::make_result(
+            "tanh_off", y.array(), {in[0]},
+            [](const xg::Tensor& g, const xg::Tensor& out) { return Grads{xg::tanh_backward(g, out) * 1.01}; }, true);
     };
     const auto rb = xg::gradcheck(off, {X}, o);
     BOOST_TEST(!rb, rb.report());
