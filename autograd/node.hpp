@@ -16,6 +16,32 @@
 namespace xg {
 
 namespace detail {
+/// Thread-local free lists for the small objects of the graph (nodes with their rules, tensor
+/// state). A training step frees a whole graph and records it again; malloc's slow paths
+/// (consolidating thousands of freed chunks) would cost more than the recording itself.
+void* pool_alloc(std::size_t bytes);
+/// Returns a block from pool_alloc (with the same size) to the calling thread's free list.
+void pool_free(void* p, std::size_t bytes) noexcept;
+
+/// A std allocator over pool_alloc, for std::allocate_shared.
+template <class T>
+struct PoolAllocator {
+    using value_type = T;
+    PoolAllocator() = default;
+    template <class U>
+    PoolAllocator(const PoolAllocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(pool_alloc(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { pool_free(p, n * sizeof(T)); }
+    template <class U>
+    bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
+};
+
+/// make_shared through the pool.
+template <class T, class... Args>
+std::shared_ptr<T> make_pooled(Args&&... args) {
+    return std::allocate_shared<T>(PoolAllocator<T>(), std::forward<Args>(args)...);
+}
+
 /// A vector with inline room for N elements (most ops have one or two inputs): no heap
 /// allocation per node for its edges. Sized once with resize().
 template <class T, std::size_t N>
@@ -76,19 +102,21 @@ public:
     /// Where the node was created, as a symbolised stack trace (recorded in anomaly mode only).
     std::string creation_trace() const;
 
-    // Recording and engine state (used by make_result and the backward pass).
+    // Engine state, hot during backward: kept together at the front of the node.
+    std::uint64_t visit_epoch_ = 0;  // pass that last discovered this node
+    std::uint64_t sequence_nr_ = 0;  // greater than every input's: decreasing order is topological
+    Tensor grad_buffer_;             // gradient summed so far in the running pass
+    bool buffer_owned_ = false;      // grad_buffer_ was allocated by the engine: update in place
+    bool needed_ = false;            // grad(): a captured node is at or below this one
+    bool is_capture_ = false;        // grad(): this node's gradient is returned
+    bool is_accumulator_ = false;
+    bool has_hooks_ = false;         // pre_hooks_ or retain_target_ is set
+
+    // Recording state.
     detail::InlineVec<Input, 2> inputs_;
     std::vector<std::function<Tensor(const Tensor&)>> pre_hooks_;  // hooks of the output tensor
     std::weak_ptr<TensorImpl> retain_target_;                       // output tensor with retain_grad()
-    std::uint64_t sequence_nr_ = 0;
     std::vector<void*> creation_frames_;  // anomaly mode: return addresses at creation
-    Tensor grad_buffer_;                  // gradient summed so far in the running pass
-    std::uint64_t visit_epoch_ = 0;       // pass that last visited this node
-    int dependencies_ = 0;                // parents that have not yet sent their gradient
-    bool buffer_owned_ = false;           // grad_buffer_ was allocated by the engine: update in place
-    bool needed_ = false;                 // grad(): a captured node is at or below this one
-    bool is_capture_ = false;             // grad(): this node's gradient is returned
-    bool is_accumulator_ = false;
 
 private:
     std::string name_;
@@ -193,7 +221,7 @@ Tensor make_result(const char* name, Array value, std::initializer_list<std::ref
     }
     if (detail::anomaly_enabled_fast()) detail::check_forward_anomaly(name, value, p, inputs.size());
     if (!needs_record(inputs)) return Tensor(std::move(value));
-    auto node = std::make_shared<detail::RuleNode<std::decay_t<Rule>>>(name, std::forward<Rule>(rule));
+    auto node = detail::make_pooled<detail::RuleNode<std::decay_t<Rule>>>(name, std::forward<Rule>(rule));
     return detail::record(std::move(node), std::move(value), p, inputs.size(), save_output);
 }
 

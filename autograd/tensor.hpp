@@ -63,7 +63,12 @@ public:
     std::string grad_fn_name() const;
     /// The graph node that produced this tensor (null for leaves).
     std::shared_ptr<Node> grad_fn() const;
-    /// Back-propagates from this tensor. grad_output defaults to 1 for a one-element tensor.
+    /// Back-propagates from this tensor: adds d this / d leaf (weighted by grad_output) into the
+    /// .grad of every leaf that requires grad. grad_output defaults to 1 for a one-element tensor
+    /// (GraphError otherwise, naming the op). Without retain_graph the saved values are freed and a
+    /// second pass throws GraphError naming the op; create_graph records the pass itself (implies
+    /// retain_graph) so the gradients can be differentiated again. Passes may run concurrently on
+    /// several threads when their graphs share no node (leaves included).
     void backward(const Tensor& grad_output = Tensor(), bool retain_graph = false, bool create_graph = false) const;
     /// Calls hook(grad) whenever a gradient for this tensor is computed; a defined return value
     /// replaces the gradient. Returns the hook's index.
