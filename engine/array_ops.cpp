@@ -284,9 +284,11 @@ Array sum_to(const Array& a, const Shape& shape) {
 
 namespace {
 
+// lda_rows: rows of the whole stored A^T when ta (a row chunk of C reads a column block of it).
 template <class T>
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
-    const auto lda = static_cast<blasint>(ta ? m : k), ldb = static_cast<blasint>(tb ? k : n);
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c,
+          std::int64_t lda_rows) {
+    const auto lda = static_cast<blasint>(ta ? lda_rows : k), ldb = static_cast<blasint>(tb ? k : n);
     const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
     if (k == 0) {
         std::fill(c, c + m * n, T(0));
@@ -362,7 +364,7 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
                                  const std::int64_t r0 = rc * kGemmRowChunk;
                                  const std::int64_t rows = row_chunks == 1 ? m : std::min(kGemmRowChunk, m - r0);
                                  const T* A = pa + off_a[bi] + (row_chunks == 1 ? 0 : (ta ? r0 : r0 * ka));
-                                 gemm<T>(ta, tb, rows, n, ka, A, pb + off_b[bi], pc + bi * m * n + (row_chunks == 1 ? 0 : r0 * n));
+                                 gemm<T>(ta, tb, rows, n, ka, A, pb + off_b[bi], pc + bi * m * n + (row_chunks == 1 ? 0 : r0 * n), m);
                              }
                          });
         }
