@@ -104,6 +104,41 @@ void W1_mlp_step(benchmark::State& state) {
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+void train_epoch(benchmark::State& state, torch::nn::Sequential& model) {
+    constexpr std::int64_t n = 60000, batch = 128;
+    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+    auto images = torch::randn({n, 1, 28, 28});
+    auto labels = torch::randint(0, 10, {n});
+    for (auto _ : state) {
+        for (std::int64_t b = 0; b + batch <= n; b += batch) {
+            opt.zero_grad();
+            auto loss = torch::nn::functional::cross_entropy(model->forward(images.slice(0, b, b + batch)),
+                                                             labels.slice(0, b, b + batch));
+            loss.backward();
+            opt.step();
+        }
+    }
+}
+void W5_mlp_epoch(benchmark::State& state) {
+    configure(state, 0);
+    torch::manual_seed(0);
+    torch::nn::Sequential model(torch::nn::Flatten(), torch::nn::Linear(784, 256), torch::nn::ReLU(),
+                                torch::nn::Linear(256, 128), torch::nn::ReLU(), torch::nn::Linear(128, 10));
+    train_epoch(state, model);
+}
+BENCHMARK(W5_mlp_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void W6_cnn_epoch(benchmark::State& state) {
+    configure(state, 0);
+    torch::manual_seed(0);
+    namespace tn = torch::nn;
+    tn::Sequential model(tn::Conv2d(tn::Conv2dOptions(1, 32, 3).padding(1)), tn::ReLU(), tn::MaxPool2d(2),
+                         tn::Conv2d(tn::Conv2dOptions(32, 64, 3).padding(1)), tn::ReLU(), tn::MaxPool2d(2),
+                         tn::Flatten(), tn::Linear(3136, 128), tn::ReLU(), tn::Linear(128, 10));
+    train_epoch(state, model);
+}
+BENCHMARK(W6_cnn_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
 }  // namespace
 
 BENCHMARK_MAIN();

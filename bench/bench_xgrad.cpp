@@ -112,6 +112,50 @@ void W1_mlp_step(benchmark::State& state) {
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+// W5 / W6: one epoch (60,000 samples, batch 128, Adam 1e-3) of the Fashion-MNIST models of the
+// main job on data of the same shape (the data set itself is not part of the timing).
+void train_epoch(benchmark::State& state, const std::shared_ptr<xg::nn::Module>& model, const xg::Shape& sample_shape) {
+    constexpr std::int64_t n = 60000, batch = 128;
+    xg::nn::Adam opt(model->parameters(), {.lr = 1e-3});
+    xg::Shape shape{n};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    auto images = xg::randn(shape);
+    auto labels = xg::randint(0, 10, {n});
+    for (auto _ : state) {
+        for (std::int64_t b = 0; b + batch <= n; b += batch) {
+            opt.zero_grad();
+            auto loss = xg::nn::cross_entropy(model->forward(xg::slice(images, 0, b, b + batch)),
+                                              xg::slice(labels, 0, b, b + batch));
+            loss.backward();
+            opt.step();
+        }
+    }
+}
+void W5_mlp_epoch(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    using namespace xg::nn;
+    auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
+        std::make_shared<Flatten>(), std::make_shared<Linear>(784, 256), std::make_shared<Activation>("relu"),
+        std::make_shared<Linear>(256, 128), std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
+    train_epoch(state, model, {1, 28, 28});
+}
+BENCHMARK(W5_mlp_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void W6_cnn_epoch(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    using namespace xg::nn;
+    auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
+        std::make_shared<Conv2d>(1, 32, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
+        std::make_shared<MaxPool2d>(xg::Size2{2, 2}),
+        std::make_shared<Conv2d>(32, 64, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
+        std::make_shared<MaxPool2d>(xg::Size2{2, 2}), std::make_shared<Flatten>(), std::make_shared<Linear>(3136, 128),
+        std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
+    train_epoch(state, model, {1, 28, 28});
+}
+BENCHMARK(W6_cnn_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
 }  // namespace
 
 BENCHMARK_MAIN();
