@@ -6,7 +6,16 @@
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
 
+#include <sys/resource.h>
+
 namespace {
+
+// Peak resident memory of this process so far (each workload runs in its own process: tools/bench.sh).
+void report_peak_rss(benchmark::State& state) {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    state.counters["peak_rss_MB"] = static_cast<double>(u.ru_maxrss) / 1024.0;
+}
 
 void configure(benchmark::State& state, int threads_arg) { xg::set_num_threads(static_cast<int>(state.range(threads_arg))); }
 
@@ -26,6 +35,7 @@ void W3_chain_fwd_bwd(benchmark::State& state) {
         w.zero_grad();
         b.zero_grad();
     }
+    report_peak_rss(state);
     state.counters["ns_per_node"] =
         benchmark::Counter(3.0 * steps * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
@@ -43,6 +53,7 @@ void W3_chain_fwd(benchmark::State& state) {
         for (int i = 0; i < steps; ++i) x = xg::tanh(x * w + b);
         benchmark::DoNotOptimize(x);
     }
+    report_peak_rss(state);
     state.counters["ns_per_node"] =
         benchmark::Counter(3.0 * steps * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
@@ -61,6 +72,7 @@ void W4_tanh_gemm(benchmark::State& state) {
         xg::sum(Y).backward();
         A.zero_grad(), B.zero_grad(), C.zero_grad();
     }
+    report_peak_rss(state);
 }
 BENCHMARK(W4_tanh_gemm)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
@@ -69,6 +81,7 @@ void GEMM_1024(benchmark::State& state) {
     configure(state, 0);
     auto A = xg::randn({1024, 1024}), B = xg::randn({1024, 1024});
     for (auto _ : state) benchmark::DoNotOptimize(xg::matmul(A, B));
+    report_peak_rss(state);
     state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(), benchmark::Counter::kIsRate,
                                                   benchmark::Counter::kIs1000);
 }
@@ -84,6 +97,7 @@ void activation_fwd_bwd(benchmark::State& state, F act) {
         xg::sum(act(x)).backward();
         x.zero_grad();
     }
+    report_peak_rss(state);
 }
 void W2_sigmoid(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); }); }
 void W2_tanh(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); }); }
@@ -109,6 +123,7 @@ void W1_mlp_step(benchmark::State& state) {
         loss.backward();
         opt.step();
     }
+    report_peak_rss(state);
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
@@ -130,6 +145,7 @@ void train_epoch(benchmark::State& state, const std::shared_ptr<xg::nn::Module>&
             opt.step();
         }
     }
+    report_peak_rss(state);
 }
 void W5_mlp_epoch(benchmark::State& state) {
     configure(state, 0);
