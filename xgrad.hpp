@@ -27,3 +27,4 @@
 #include "nn/data.hpp"
 #include "nn/stats.hpp"
 #include "nn/metrics.hpp"
+#include "nn/parallel.hpp"
