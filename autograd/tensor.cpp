@@ -27,14 +27,15 @@ NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
 EnableGradGuard::EnableGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = true; }
 EnableGradGuard::~EnableGradGuard() { t_grad_enabled = prev_; }
 
-Tensor::Tensor(Array value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
+Tensor::Tensor(Array value, bool requires_grad) : impl_(detail::make_pooled<TensorImpl>()) {
     impl_->value = std::move(value);
     if (requires_grad) requires_grad_(true);
 }
 
 const Array& Tensor::array() const { return impl_of(impl_, "array").value; }
 
-template <class T> T Tensor::item() const {
+template <class T>
+T Tensor::item() const {
     const Array& a = array();
     if (a.numel() != 1)
         throw ValueError("item: a tensor with " + std::to_string(a.numel()) + " elements (shape " +
@@ -46,7 +47,8 @@ template double Tensor::item<double>() const;
 template std::int64_t Tensor::item<std::int64_t>() const;
 template int Tensor::item<int>() const;
 
-template <class T> std::vector<T> Tensor::to_vector() const {
+template <class T>
+std::vector<T> Tensor::to_vector() const {
     const Array& a = array();
     std::vector<T> r(static_cast<std::size_t>(a.numel()));
     detail::dispatch(a.dtype(), "to_vector", [&]<class S>() {
@@ -65,9 +67,12 @@ Tensor& Tensor::requires_grad_(bool requires_grad) {
     if (requires_grad && !is_floating(impl.value.dtype()))
         throw DtypeError(std::string("requires_grad_: only floating-point tensors can require gradients, got ") +
                          dtype_name(impl.value.dtype()) + " tensor of shape " + shape_str(impl.value.shape()));
-    if (impl.grad_fn)
-        throw GraphError("requires_grad_: can only change requires_grad of leaf tensors; this one was produced by " +
+    if (impl.grad_fn) {
+        // A non-leaf already requires grad (as PyTorch: only turning it off is an error).
+        if (requires_grad) return *this;
+        throw GraphError("requires_grad_: can only turn off requires_grad of leaf tensors; this one was produced by " +
                          impl.grad_fn->name() + " (use detach())");
+    }
     impl.requires_grad = requires_grad;
     return *this;
 }
@@ -78,6 +83,9 @@ void Tensor::set_grad(const Tensor& grad) {
     if (grad.defined() && grad.shape() != shape())
         throw ShapeError("set_grad: gradient of shape " + shape_str(grad.shape()) + " for a tensor of shape " +
                          shape_str(shape()));
+    if (grad.defined() && grad.dtype() != dtype())
+        throw DtypeError(std::string("set_grad: gradient of dtype ") + dtype_name(grad.dtype()) + " for a " +
+                         dtype_name(dtype()) + " tensor");
     impl_of(impl_, "set_grad").grad = grad;
 }
 void Tensor::zero_grad() { impl_of(impl_, "zero_grad").grad = Tensor(); }
@@ -88,19 +96,22 @@ void Tensor::retain_grad() {
     auto& impl = impl_of(impl_, "retain_grad");
     if (!requires_grad()) throw GraphError("retain_grad: called on a tensor that does not require grad");
     impl.retains_grad = true;
-    if (impl.grad_fn) impl.grad_fn->retain_target_ = impl_;
+    if (impl.grad_fn) {
+        impl.grad_fn->retain_target_ = impl_;
+        impl.grad_fn->has_hooks_ = true;
+    }
 }
 bool Tensor::retains_grad() const { return impl_ && impl_->retains_grad; }
-std::string Tensor::grad_fn_name() const {
-    return impl_ && impl_->grad_fn ? impl_->grad_fn->name() : std::string();
-}
+std::string Tensor::grad_fn_name() const { return impl_ && impl_->grad_fn ? impl_->grad_fn->name() : std::string(); }
 std::shared_ptr<Node> Tensor::grad_fn() const { return impl_ ? impl_->grad_fn : nullptr; }
 
 std::size_t Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) {
     auto& impl = impl_of(impl_, "register_hook");
-    if (!requires_grad()) throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
+    if (!requires_grad())
+        throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
     if (impl.grad_fn) {
         impl.grad_fn->pre_hooks_.push_back(std::move(hook));
+        impl.grad_fn->has_hooks_ = true;
         return impl.grad_fn->pre_hooks_.size() - 1;
     }
     impl.hooks.push_back(std::move(hook));
@@ -148,9 +159,7 @@ Tensor& Tensor::mul_(const Tensor& other) {
     inplace_binary(*this, other, "mul_", [](auto a, auto b) { return a * b; });
     return *this;
 }
-Tensor& Tensor::mul_(double value) {
-    return mul_(Tensor(engine::full({}, dtype(), value)));
-}
+Tensor& Tensor::mul_(double value) { return mul_(Tensor(engine::full({}, dtype(), value))); }
 Tensor& Tensor::zero_() { return fill_(0.0); }
 Tensor& Tensor::fill_(double value) {
     inplace_binary(*this, Tensor(engine::full({}, dtype(), value)), "fill_", [](auto, auto b) { return b; });
