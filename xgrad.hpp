@@ -17,3 +17,6 @@
 #include "ops/shape_ops.hpp"
 #include "autograd/gradcheck.hpp"
 #include "ops/activation_registry.hpp"
+#include "ops/dual.hpp"
+#include "ops/scalar_math.hpp"
+#include "ops/user_activation.hpp"
