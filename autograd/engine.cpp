@@ -1,15 +1,20 @@
 // The backward pass: dependency counting over the recorded graph, iterative (no recursion), with
-// gradients fully accumulated at a node before its rule runs.
+// gradients fully accumulated at a node before its rule runs. Also recording (make_result),
+// saved tensors, iterative teardown and anomaly mode.
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <elf.h>
 #include <execinfo.h>
+#include <link.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
-#include <cxxabi.h>
-#include <unordered_map>
-#include <unordered_set>
+#include <map>
+#include <optional>
 
 #include "../engine/array_ops.hpp"
 #include "../engine/kernels.hpp"
@@ -33,57 +38,141 @@ thread_local ReleaseQueue t_release;
 
 void release_later(std::shared_ptr<Node>&& node) {
     if (!node) return;
-    t_release.pending.push_back(std::move(node));
-    if (t_release.draining) return;
-    t_release.draining = true;
-    while (!t_release.pending.empty()) {
-        std::shared_ptr<Node> n = std::move(t_release.pending.back());
-        t_release.pending.pop_back();
+    if (node.use_count() > 1) {  // not the last reference: dropping it destroys nothing
+        node.reset();
+        return;
+    }
+    ReleaseQueue& q = t_release;
+    q.pending.push_back(std::move(node));
+    if (q.draining) return;
+    q.draining = true;
+    while (!q.pending.empty()) {
+        std::shared_ptr<Node> n = std::move(q.pending.back());
+        q.pending.pop_back();
         n.reset();  // may push this node's own edges
     }
-    t_release.draining = false;
+    q.draining = false;
 }
 }  // namespace
 
 Node::~Node() {
-    for (auto& e : next_) release_later(std::move(e.fn));
-    // The gradient buffer may hold a graph of its own (create_graph).
-    if (grad_buffer_.defined()) {
-        Tensor g = std::move(grad_buffer_);
-    }
+    for (auto& in : inputs_) release_later(std::move(in.fn));
 }
 
-TensorImpl::~TensorImpl() { release_later(std::move(grad_fn)); }
+TensorImpl::~TensorImpl() {
+    if (output_saved && grad_fn && grad_fn.use_count() > 1) {
+        // The node still needs this output for its rule: hand it the value (no copy).
+        auto& op = static_cast<detail::OpNode&>(*grad_fn);
+        if (!op.released_) op.adopt_output(std::move(value));
+    }
+    release_later(std::move(grad_fn));
+}
 
 // --- anomaly mode -------------------------------------------------------------------------------
 namespace {
 thread_local bool t_anomaly = false;
-std::atomic<std::uint64_t> g_sequence{0};
+thread_local int t_rule_depth = 0;  // > 0 while a backward rule runs: its ops are checked as the rule's output
+thread_local std::uint64_t t_sequence = 0;
+std::atomic<std::uint64_t> g_epoch{0};
 
-std::string current_trace() {
-    void* frames[32];
-    const int n = ::backtrace(frames, 32);
-    char** symbols = ::backtrace_symbols(frames, n);
-    std::string r;
-    for (int i = 2; i < n && symbols; ++i) {
-        std::string s = symbols[i];
-        // Demangle "binary(mangled+0x12)".
-        const auto open = s.find('('), plus = s.find('+', open == std::string::npos ? 0 : open);
-        if (open != std::string::npos && plus != std::string::npos && plus > open + 1) {
-            int status = 0;
-            const std::string mangled = s.substr(open + 1, plus - open - 1);
-            char* dem = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
-            if (status == 0 && dem) s = s.substr(0, open + 1) + dem + s.substr(plus);
-            std::free(dem);
+std::vector<void*> capture_frames() {
+    void* frames[64];
+    const int n = ::backtrace(frames, 64);
+    return std::vector<void*>(frames + 1, frames + std::max(n, 1));
+}
+
+std::string demangle(const char* s) {
+    int status = 0;
+    char* d = abi::__cxa_demangle(s, nullptr, nullptr, &status);
+    std::string r = status == 0 && d ? d : s;
+    std::free(d);
+    return r;
+}
+
+// "function at file:line" for each frame: dladdr for the object and exported symbols, then
+// addr2line (when installed) for static functions and line numbers.
+std::vector<std::string> symbolize(const std::vector<void*>& frames) {
+    struct Info {
+        std::string object, function, location;
+        std::uintptr_t offset = 0;
+    };
+    std::vector<Info> info(frames.size());
+    std::map<std::string, std::vector<std::size_t>> by_object;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        Dl_info dl{};
+        const auto addr = reinterpret_cast<std::uintptr_t>(frames[i]) - 1;  // inside the call instruction
+        if (::dladdr(frames[i], &dl) && dl.dli_fname) {
+            info[i].object = dl.dli_fname;
+            if (dl.dli_sname) info[i].function = demangle(dl.dli_sname);
+            const auto* ehdr = static_cast<const ElfW(Ehdr)*>(dl.dli_fbase);
+            const bool relocatable = ehdr && ehdr->e_type == ET_DYN;
+            info[i].offset = relocatable ? addr - reinterpret_cast<std::uintptr_t>(dl.dli_fbase) : addr;
+            by_object[info[i].object].push_back(i);
         }
-        r += "    " + s + "\n";
     }
-    std::free(symbols);
+    static const bool have_addr2line = ::access("/usr/bin/addr2line", X_OK) == 0;
+    if (have_addr2line) {
+        for (auto& [object, idx] : by_object) {
+            if (object.find('\'') != std::string::npos) continue;
+            std::string cmd = "/usr/bin/addr2line -C -f -e '" + object + "'";
+            char buf[32];
+            for (auto i : idx) {
+                std::snprintf(buf, sizeof buf, " 0x%lx", static_cast<unsigned long>(info[i].offset));
+                cmd += buf;
+            }
+            cmd += " 2>/dev/null";
+            FILE* p = ::popen(cmd.c_str(), "r");
+            if (!p) continue;
+            char line[4096];
+            for (auto i : idx) {
+                if (!std::fgets(line, sizeof line, p)) break;
+                std::string fn = line;
+                fn.erase(fn.find_last_not_of("\r\n") + 1);
+                if (!std::fgets(line, sizeof line, p)) break;
+                std::string loc = line;
+                loc.erase(loc.find_last_not_of("\r\n") + 1);
+                if (fn != "??") info[i].function = fn;
+                if (loc.rfind("??", 0) != 0) info[i].location = loc;
+            }
+            ::pclose(p);
+        }
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        std::string s = info[i].function.empty() ? "??" : info[i].function;
+        if (!info[i].location.empty())
+            s += " at " + info[i].location;
+        else if (!info[i].object.empty()) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "+0x%lx", static_cast<unsigned long>(info[i].offset));
+            s += " (" + info[i].object + buf + ")";
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+// The trace from the op that recorded the node outwards, without the recording machinery.
+std::string format_trace(const std::vector<void*>& frames) {
+    if (frames.empty()) return "    (no trace: the op was created outside anomaly mode)\n";
+    const auto names = symbolize(frames);
+    std::string r;
+    int shown = 0;
+    bool in_machinery = true;
+    for (const auto& n : names) {
+        if (in_machinery && (n.find("capture_frames") != std::string::npos || n.find("xg::detail::") == 0 ||
+                             n.find("xg::make_result") == 0 || n.find("Tensor xg::make_result") == 0))
+            continue;
+        in_machinery = false;
+        if (n.rfind("__libc_start", 0) == 0 || n.rfind("_start", 0) == 0) break;
+        r += "    #" + std::to_string(shown) + " " + n + "\n";
+        if (++shown == 16) break;
+    }
     return r;
 }
 
 bool has_nonfinite(const Array& a) {
-    if (!is_floating(a.dtype())) return false;
+    if (!a.defined() || !is_floating(a.dtype())) return false;
     return detail::dispatch_floating(a.dtype(), "anomaly", [&]<class T>() {
         const T* p = a.data<T>();
         for (std::int64_t i = 0; i < a.numel(); ++i)
@@ -91,70 +180,78 @@ bool has_nonfinite(const Array& a) {
         return false;
     });
 }
+
+struct RuleScope {
+    RuleScope() { ++t_rule_depth; }
+    ~RuleScope() { --t_rule_depth; }
+};
 }  // namespace
 
 bool is_anomaly_enabled() { return t_anomaly; }
 AnomalyGuard::AnomalyGuard() : prev_(t_anomaly) { t_anomaly = true; }
 AnomalyGuard::~AnomalyGuard() { t_anomaly = prev_; }
 
+std::string Node::creation_trace() const { return creation_frames_.empty() ? std::string() : format_trace(creation_frames_); }
+
+bool detail::anomaly_enabled_fast() { return t_anomaly; }
+
+void detail::check_forward_anomaly(const char* op, const Array& value, const Tensor* const* inputs, std::size_t n) {
+    if (t_rule_depth > 0 || !has_nonfinite(value)) return;
+    for (std::size_t i = 0; i < n; ++i)
+        if (inputs[i]->defined() && has_nonfinite(inputs[i]->array())) return;  // passed on, not produced
+    throw ValueError(std::string(op) + ": forward produced NaN or inf from finite inputs (output shape " +
+                     shape_str(value.shape()) + "); the op was created at:\n" + format_trace(capture_frames()));
+}
+
 // --- recording ------------------------------------------------------------------------------------
 namespace {
 
-class OpNode final : public Node {
-public:
-    OpNode(const char* name, BackwardRule rule) : Node(name), rule_(std::move(rule)) {}
-    std::vector<Tensor> apply(const Tensor& g) override {
-        if (released_)
-            throw GraphError(name() + ": trying to backward through the graph a second time (its saved values "
-                             "were freed after the first backward); pass retain_graph=true the first time");
-        Tensor y;
-        if (save_output_) {
-            if (saved_output_.version() != saved_version_)
-                throw GraphError(name() + ": its output (shape " + shape_str(saved_output_.shape()) +
-                                 "), needed for the gradient, was modified by an in-place operation (version " +
-                                 std::to_string(saved_output_.version()) + ", expected " +
-                                 std::to_string(saved_version_) + ")");
-            auto impl = std::make_shared<TensorImpl>();
-            impl->value = saved_output_;
-            impl->grad_fn = shared_from_this();
-            y = Tensor(std::move(impl));
-        }
-        return rule_(g, y);
-    }
-    void release() override {
-        rule_ = nullptr;
-        saved_output_ = Array();
-        released_ = true;
-    }
-    BackwardRule rule_;
-    bool save_output_ = false;
-    bool released_ = false;
-    Array saved_output_;
-    std::uint64_t saved_version_ = 0;
-};
-
-// Accumulates the gradient of a leaf into its .grad.
+// Accumulates the gradient of a leaf into its .grad. Holds the leaf weakly: a leaf's .grad may
+// hold a graph (create_graph) that reaches this node, and a dead leaf needs no gradient.
 class AccumulateGrad final : public Node {
 public:
-    explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
+    explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("AccumulateGrad"), leaf_(leaf) {
+        is_accumulator_ = true;
+    }
     std::vector<Tensor> apply(const Tensor&) override { return {}; }
-    std::shared_ptr<TensorImpl> leaf_;
+    std::shared_ptr<TensorImpl> leaf() const override { return leaf_.lock(); }
+
+private:
+    std::weak_ptr<TensorImpl> leaf_;
 };
 
 std::shared_ptr<Node> grad_accumulator(const std::shared_ptr<TensorImpl>& leaf) {
     if (auto acc = leaf->grad_accumulator.lock()) return acc;
     auto acc = std::make_shared<AccumulateGrad>(leaf);
-    acc->sequence_nr_ = g_sequence++;
+    acc->sequence_nr_ = t_sequence++;
     leaf->grad_accumulator = acc;
     return acc;
 }
 
-// The node that receives the gradient of t (its grad_fn, or its accumulator for a leaf).
-std::shared_ptr<Node> gradient_edge(const Tensor& t) {
-    const auto& impl = t.impl();
+// The node that receives the gradient of a tensor: its grad_fn, or its leaf's accumulator.
+std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
     if (impl->grad_fn) return impl->grad_fn;
+    if (impl->is_saved_alias) {
+        auto base = impl->alias_of.lock();
+        return base ? gradient_edge(base) : nullptr;
+    }
     if (impl->requires_grad) return grad_accumulator(impl);
     return nullptr;
+}
+
+// The alias under which a leaf that requires grad is saved (see Saved), shared by all ops.
+Tensor saved_alias(const std::shared_ptr<TensorImpl>& leaf) {
+    if (auto a = leaf->saved_alias.lock();
+        a && a->value.shares_storage(leaf->value) && a->value.shape() == leaf->value.shape() &&
+        a->value.dtype() == leaf->value.dtype())
+        return Tensor(std::move(a));
+    auto a = std::make_shared<TensorImpl>();
+    a->value = leaf->value;
+    a->requires_grad = true;
+    a->is_saved_alias = true;
+    a->alias_of = leaf;
+    leaf->saved_alias = a;
+    return Tensor(std::move(a));
 }
 
 }  // namespace
@@ -166,38 +263,61 @@ bool needs_record(const std::vector<Tensor>& inputs) {
     return false;
 }
 
-Tensor make_result(const char* name, Array value, const std::vector<Tensor>& inputs, BackwardRule rule,
-                   bool save_output) {
-    if (t_anomaly && has_nonfinite(value)) {
-        bool inputs_finite = true;
-        for (const auto& t : inputs)
-            if (t.defined() && has_nonfinite(t.array())) inputs_finite = false;
-        if (inputs_finite)
-            throw ValueError(std::string(name) + ": forward produced NaN or inf (output shape " +
-                             shape_str(value.shape()) + ") from finite inputs; created at:\n" + current_trace());
+bool needs_record(std::initializer_list<std::reference_wrapper<const Tensor>> inputs) {
+    if (!is_grad_enabled()) return false;
+    for (const Tensor& t : inputs)
+        if (t.defined() && t.requires_grad()) return true;
+    return false;
+}
+
+Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
+                      bool save_output) {
+    node->inputs_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const Tensor& t = *inputs[i];
+        Node::Input& in = node->inputs_[i];
+        if (!t.defined()) continue;
+        in.fn = gradient_edge(t.impl());
+        in.dtype = t.dtype();
+        if (t.shape() == value.shape())
+            in.same_shape = true;
+        else
+            in.shape = t.shape();
     }
-    if (!needs_record(inputs)) return Tensor(std::move(value));
-    auto node = std::make_shared<OpNode>(name, std::move(rule));
-    node->next_.reserve(inputs.size());
-    node->meta_.reserve(inputs.size());
-    for (const auto& t : inputs) {
-        node->next_.push_back({t.defined() ? gradient_edge(t) : nullptr});
-        node->meta_.push_back({t.defined() ? t.shape() : Shape{}, t.defined() ? t.dtype() : Dtype::f32});
-    }
-    node->sequence_nr_ = g_sequence++;
-    if (t_anomaly) node->creation_trace_ = current_trace();
+    node->sequence_nr_ = t_sequence++;
+    if (t_anomaly) node->creation_frames_ = capture_frames();
     auto impl = std::make_shared<TensorImpl>();
     impl->value = std::move(value);
     if (save_output) {
         node->save_output_ = true;
-        node->saved_output_ = impl->value;
         node->saved_version_ = impl->value.version();
+        node->output_ = impl;
+        impl->output_saved = true;
     }
     impl->grad_fn = std::move(node);
     return Tensor(std::move(impl));
 }
 
-Saved::Saved(const Tensor& t, const char* op) : tensor_(t), version_(t.defined() ? t.array().version() : 0), op_(op) {}
+Tensor make_result(const char* name, Array value, const std::vector<Tensor>& inputs, BackwardRule rule,
+                   bool save_output) {
+    std::vector<const Tensor*> ptrs;
+    ptrs.reserve(inputs.size());
+    for (const auto& t : inputs) ptrs.push_back(&t);
+    if (t_anomaly) detail::check_forward_anomaly(name, value, ptrs.data(), ptrs.size());
+    if (!needs_record(inputs)) return Tensor(std::move(value));
+    auto node = std::make_shared<detail::RuleNode<BackwardRule>>(name, std::move(rule));
+    return detail::record(std::move(node), std::move(value), ptrs.data(), ptrs.size(), save_output);
+}
+
+Saved::Saved(const Tensor& t, const char* op) : op_(op) {
+    if (!t.defined()) return;
+    version_ = t.array().version();
+    const auto& impl = t.impl();
+    if (impl->requires_grad && !impl->grad_fn && !impl->is_saved_alias)
+        tensor_ = saved_alias(impl);
+    else
+        tensor_ = t;
+}
 
 const Tensor& Saved::get() const {
     if (tensor_.defined() && tensor_.array().version() != version_)
@@ -207,34 +327,85 @@ const Tensor& Saved::get() const {
     return tensor_;
 }
 
+std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
+    if (released_)
+        throw GraphError(name() + ": trying to backward through the graph a second time (the values this op saved for its "
+                                  "gradient were freed after the first backward); pass retain_graph=true the first time");
+    Tensor y;
+    if (save_output_) {
+        if (auto out = output_.lock()) {
+            y = Tensor(std::move(out));
+        } else {
+            auto impl = std::make_shared<TensorImpl>();
+            impl->value = saved_output_;
+            impl->grad_fn = shared_from_this();
+            y = Tensor(std::move(impl));
+        }
+        if (y.array().version() != saved_version_)
+            throw GraphError(name() + ": its output (shape " + shape_str(y.shape()) +
+                             "), needed for the gradient, was modified by an in-place operation (version " +
+                             std::to_string(y.array().version()) + ", expected " + std::to_string(saved_version_) + ")");
+    }
+    RuleScope scope;
+    return call_rule(g, y);
+}
+
+void detail::OpNode::release() {
+    if (!holds_state_ && !save_output_) return;  // nothing saved: another backward is fine (as PyTorch)
+    free_rule();
+    saved_output_ = Array();
+    output_.reset();
+    released_ = true;
+}
+
 // --- the backward pass -------------------------------------------------------------------------
 namespace {
 
 // Brings a rule's gradient to the input's shape and dtype (un-broadcasting with sum_to).
-Tensor conform(const Tensor& g, const Node::InputMeta& meta, const Node& node, std::size_t i) {
-    Tensor r = g;
-    if (r.shape() != meta.shape) {
-        bool ok = true;
-        try {
-            (void)broadcast_shape(r.shape(), meta.shape, "backward");
-            ok = broadcast_shape(r.shape(), meta.shape, "backward") == r.shape();
-        } catch (const ShapeError&) {
-            ok = false;
+Tensor conform(Tensor&& g, const Node::Input& in, const Shape& out_shape, const Node& node, std::size_t i) {
+    const Shape& want = in.same_shape ? out_shape : in.shape;
+    Tensor r = std::move(g);
+    if (r.shape() != want) {
+        bool ok = r.ndim() >= want.size();
+        for (std::size_t k = 0; ok && k < want.size(); ++k) {
+            const auto a = r.shape()[r.ndim() - want.size() + k], b = want[k];
+            ok = a == b || b == 1;
         }
         if (!ok)
             throw GraphError(node.name() + ": backward returned a gradient of shape " + shape_str(r.shape()) +
-                             " for input " + std::to_string(i) + " of shape " + shape_str(meta.shape));
-        r = sum_to(r, meta.shape);
+                             " for input " + std::to_string(i) + " of shape " + shape_str(want));
+        r = sum_to(r, want);
     }
-    if (r.dtype() != meta.dtype) r = r.to(meta.dtype);
+    if (r.dtype() != in.dtype) r = r.to(in.dtype);
     return r;
 }
 
-void accumulate(Tensor& buffer, Tensor&& g) {
-    if (!buffer.defined())
-        buffer = std::move(g);
-    else
-        buffer = add(buffer, g);
+// dst += src for same-shape, same-dtype arrays (dst is a buffer the engine owns).
+void add_inplace(Array& dst, const Array& src) {
+    detail::dispatch_floating(dst.dtype(), "accumulate", [&]<class T>() {
+        T* d = dst.data<T>();
+        const T* s = src.data<T>();
+        detail::parallel_for(dst.numel(), detail::kGrainCheap, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t k = b; k < e; ++k) d[k] += s[k];
+        });
+    });
+}
+
+// Adds a gradient into a node's buffer: the first one is moved in; later ones are added in place
+// when the buffer is the engine's own (not shared with a rule, a hook or the caller).
+void accumulate(Node& n, Tensor&& g, bool create_graph) {
+    if (!n.grad_buffer_.defined()) {
+        n.grad_buffer_ = std::move(g);
+        n.buffer_owned_ = false;
+        return;
+    }
+    if (n.buffer_owned_ && !create_graph && !g.requires_grad() && g.shape() == n.grad_buffer_.shape() &&
+        g.dtype() == n.grad_buffer_.dtype() && is_floating(g.dtype())) {
+        add_inplace(n.grad_buffer_.impl()->value, g.array());
+        return;
+    }
+    n.grad_buffer_ = add(n.grad_buffer_, g);
+    n.buffer_owned_ = !n.grad_buffer_.requires_grad();
 }
 
 struct BackwardTask {
@@ -242,159 +413,204 @@ struct BackwardTask {
     std::vector<Tensor> root_grads;
     bool retain_graph = false;
     bool create_graph = false;
-    // grad() mode: capture the gradient reaching these nodes instead of accumulating into leaves.
-    std::vector<Node*> capture_nodes;
+    // grad() mode: return the gradient reaching these nodes instead of accumulating into leaves.
+    std::vector<std::shared_ptr<Node>> capture_nodes;
     std::vector<Tensor>* captured = nullptr;
 };
 
+Tensor run_hooks(const std::vector<std::function<Tensor(const Tensor&)>>& hooks, Tensor g, const Node& node) {
+    for (const auto& hook : hooks) {
+        Tensor r = hook(g);
+        if (!r.defined()) continue;
+        if (r.shape() != g.shape())
+            throw GraphError("hook on the " + (node.is_accumulator() ? std::string("leaf") : "output of " + node.name()) +
+                             " returned a gradient of shape " + shape_str(r.shape()) + " instead of " +
+                             shape_str(g.shape()));
+        g = r.dtype() == g.dtype() ? std::move(r) : r.to(g.dtype());
+    }
+    return g;
+}
+
 void run(BackwardTask& task) {
-    // 1. Root nodes and their gradients.
+    const bool capture_mode = task.captured != nullptr;
+    // 1. Root nodes.
     std::vector<std::shared_ptr<Node>> root_nodes;
+    root_nodes.reserve(task.roots.size());
     for (std::size_t i = 0; i < task.roots.size(); ++i) {
         const Tensor& r = task.roots[i];
-        if (!r.requires_grad())
-            throw GraphError("backward: output " + std::to_string(i) + " (shape " + shape_str(r.shape()) +
+        std::shared_ptr<Node> n = r.defined() && r.requires_grad() ? gradient_edge(r.impl()) : nullptr;
+        if (!n)
+            throw GraphError("backward: output " + std::to_string(i) + " (shape " +
+                             (r.defined() ? shape_str(r.shape()) : std::string("undefined")) +
                              ") does not require grad and has no grad_fn");
-        root_nodes.push_back(gradient_edge(r));
+        root_nodes.push_back(std::move(n));
     }
-    // 2. Dependency counts over the reachable graph (iterative DFS).
+
+    // Resets the engine state of every touched node, also when a rule or hook throws.
     std::vector<Node*> visited;
-    {
-        std::vector<Node*> stack;
-        std::unordered_set<Node*> seen;
-        for (auto& n : root_nodes)
-            if (seen.insert(n.get()).second) stack.push_back(n.get());
-        while (!stack.empty()) {
-            Node* n = stack.back();
-            stack.pop_back();
-            visited.push_back(n);
-            for (auto& e : n->next_) {
-                if (!e.fn) continue;
-                ++e.fn->dependencies_;
-                if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
-            }
-        }
-    }
-    // In grad() mode, only nodes with a captured node at or below them need to run.
-    std::unordered_set<Node*> needed;
-    const bool capture_mode = task.captured != nullptr;
-    if (capture_mode) {
-        std::unordered_set<Node*> capture_set(task.capture_nodes.begin(), task.capture_nodes.end());
-        // Reverse topological order: a node after all its parents; process children first.
-        std::vector<Node*> order;
-        {
-            std::unordered_map<Node*, int> deps;
-            for (Node* n : visited) deps[n] = n->dependencies_;
-            std::vector<Node*> ready;
-            for (auto& n : root_nodes)
-                if (deps[n.get()] == 0) ready.push_back(n.get());
-            std::unordered_set<Node*> pushed(ready.begin(), ready.end());
-            while (!ready.empty()) {
-                Node* n = ready.back();
-                ready.pop_back();
-                order.push_back(n);
-                for (auto& e : n->next_)
-                    if (e.fn && --deps[e.fn.get()] == 0 && pushed.insert(e.fn.get()).second) ready.push_back(e.fn.get());
-            }
-        }
-        for (auto it = order.rbegin(); it != order.rend(); ++it) {
-            Node* n = *it;
-            bool need = capture_set.count(n) > 0;
-            for (auto& e : n->next_) need |= e.fn && needed.count(e.fn.get());
-            if (need) needed.insert(n);
-        }
-    }
-    // 3. Seed the roots.
-    for (std::size_t i = 0; i < root_nodes.size(); ++i) {
-        Tensor g = task.root_grads[i];
-        accumulate(root_nodes[i]->grad_buffer_, std::move(g));
-    }
-    std::vector<std::shared_ptr<Node>> ready;
-    {
-        std::unordered_set<Node*> pushed;
-        for (auto& n : root_nodes)
-            if (n->dependencies_ == 0 && pushed.insert(n.get()).second) ready.push_back(n);
-    }
-    // Resets engine state of every visited node, also when a rule throws.
     struct Cleanup {
         std::vector<Node*>& nodes;
+        BackwardTask& task;
         ~Cleanup() {
             for (Node* n : nodes) {
                 n->dependencies_ = 0;
                 n->grad_buffer_ = Tensor();
+                n->buffer_owned_ = false;
+                n->needed_ = false;
+            }
+            for (auto& c : task.capture_nodes) c->is_capture_ = false;
+        }
+    } cleanup{visited, task};
+    for (auto& c : task.capture_nodes) c->is_capture_ = true;
+
+    // 2. Dependency counts over the reachable graph (iterative post-order DFS); in grad() mode
+    //    also which nodes have a captured node at or below them (only those need to run).
+    const std::uint64_t epoch = ++g_epoch;
+    {
+        struct Frame {
+            Node* node;
+            std::size_t next;
+        };
+        std::vector<Frame> stack;
+        auto visit = [&](Node* n) {
+            n->visit_epoch_ = epoch;
+            n->dependencies_ = 0;
+            n->grad_buffer_ = Tensor();
+            n->buffer_owned_ = false;
+            n->needed_ = n->is_capture_;
+            visited.push_back(n);
+            stack.push_back({n, 0});
+        };
+        for (auto& root : root_nodes) {
+            if (root->visit_epoch_ == epoch) continue;
+            visit(root.get());
+            while (!stack.empty()) {
+                Frame& f = stack.back();
+                if (f.next < f.node->inputs_.size()) {
+                    Node* c = f.node->inputs_[f.next++].fn.get();
+                    if (!c) continue;
+                    if (c->visit_epoch_ != epoch) visit(c);  // invalidates f
+                    ++c->dependencies_;
+                } else {
+                    Node* n = f.node;
+                    stack.pop_back();
+                    if (capture_mode && !n->needed_)
+                        for (const auto& in : n->inputs_)
+                            if (in.fn && in.fn->needed_) n->needed_ = true;
+                }
             }
         }
-    } cleanup{visited};
+    }
+
+    // 3. Seed the roots; a node runs once every parent has sent its gradient, the most recently
+    //    created first among the ready ones (as PyTorch).
+    const bool create_graph = task.create_graph;
+    for (std::size_t i = 0; i < root_nodes.size(); ++i) accumulate(*root_nodes[i], Tensor(task.root_grads[i]), create_graph);
+    auto later_first = [](const Node* a, const Node* b) { return a->sequence_nr_ < b->sequence_nr_; };
+    std::vector<Node*> ready;
+    auto push_ready = [&](Node* n) {
+        ready.push_back(n);
+        std::push_heap(ready.begin(), ready.end(), later_first);
+    };
+    for (std::size_t i = 0; i < root_nodes.size(); ++i) {
+        Node* n = root_nodes[i].get();
+        bool dup = false;
+        for (std::size_t k = 0; k < i; ++k) dup |= root_nodes[k].get() == n;
+        if (!dup && n->dependencies_ == 0) push_ready(n);
+    }
 
     std::optional<NoGradGuard> no_grad;
     std::optional<EnableGradGuard> enable_grad;
-    if (task.create_graph) enable_grad.emplace(); else no_grad.emplace();
+    if (create_graph)
+        enable_grad.emplace();
+    else
+        no_grad.emplace();
 
-    // 4. Run nodes whose gradient is complete, latest-created first among the ready ones.
+    // 4. Run.
     while (!ready.empty()) {
-        auto it = std::max_element(ready.begin(), ready.end(),
-                                   [](const auto& a, const auto& b) { return a->sequence_nr_ < b->sequence_nr_; });
-        std::shared_ptr<Node> node = std::move(*it);
-        *it = std::move(ready.back());
+        std::pop_heap(ready.begin(), ready.end(), later_first);
+        Node* node = ready.back();
         ready.pop_back();
         Tensor g = std::move(node->grad_buffer_);
         node->grad_buffer_ = Tensor();
-        if (capture_mode && !needed.count(node.get())) continue;
-        if (!g.defined()) {
-            // Every path into this node returned no gradient: release its inputs unvisited.
-            for (auto& e : node->next_)
-                if (e.fn && --e.fn->dependencies_ == 0) ready.push_back(e.fn);
+        bool owned = node->buffer_owned_;
+        node->buffer_owned_ = false;
+        auto release_inputs = [&] {
+            for (auto& in : node->inputs_)
+                if (in.fn && --in.fn->dependencies_ == 0) push_ready(in.fn.get());
+        };
+        if ((capture_mode && !node->needed_) || !g.defined()) {
+            // Not needed by grad(), or no path into this node carried a gradient.
+            release_inputs();
             continue;
         }
 
-        for (auto& hook : node->pre_hooks_) {
-            Tensor r = hook(g);
-            if (r.defined()) g = r;
-        }
-        if (auto target = node->retain_target_.lock()) {
-            Tensor gg = task.create_graph ? g : g.detach();
-            target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
-        }
-        if (capture_mode) {
-            for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
-                if (task.capture_nodes[k] == node.get()) (*task.captured)[k] = g;
-        }
-        if (auto* acc = dynamic_cast<AccumulateGrad*>(node.get())) {
-            if (capture_mode) continue;
-            auto& leaf = *acc->leaf_;
-            for (auto& hook : leaf.hooks) {
-                Tensor r = hook(g);
-                if (r.defined()) g = r;
+        if (node->is_accumulator_) {
+            std::shared_ptr<TensorImpl> leaf = node->leaf();
+            if (leaf && !leaf->hooks.empty()) {
+                g = run_hooks(leaf->hooks, std::move(g), *node);
+                owned = false;
             }
-            Tensor gg = task.create_graph ? g : g.detach();
-            leaf.grad = leaf.grad.defined() ? add(leaf.grad, gg) : gg;
+            if (node->is_capture_)
+                for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
+                    if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
+            if (capture_mode || !leaf) continue;
+            if (create_graph) {
+                leaf->grad = leaf->grad.defined() ? add(leaf->grad, g) : g;
+            } else {
+                // A new .grad must not share its buffer with anything else (a rule may have passed
+                // the same gradient to several inputs, or it is the caller's grad_output).
+                Tensor gg = owned && !g.requires_grad() ? std::move(g) : Tensor(g.array().clone());
+                leaf->grad = leaf->grad.defined() ? add(leaf->grad, gg) : std::move(gg);
+            }
             continue;
         }
+
+        if (!node->pre_hooks_.empty()) g = run_hooks(node->pre_hooks_, std::move(g), *node);
+        if (!capture_mode) {
+            if (auto target = node->retain_target_.lock()) {
+                Tensor gg = create_graph ? g : Tensor(g.array().clone());
+                target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
+            }
+        }
+        if (node->is_capture_) {
+            for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
+                if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
+            bool below = false;
+            for (const auto& in : node->inputs_) below |= in.fn && in.fn->needed_;
+            if (!below) {
+                release_inputs();
+                continue;
+            }
+        }
+
         std::vector<Tensor> grads = node->apply(g);
         if (!task.retain_graph) node->release();
-        if (grads.size() != node->next_.size())
+        if (grads.size() != node->inputs_.size())
             throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) +
-                             " gradients for " + std::to_string(node->next_.size()) + " inputs");
-        if (t_anomaly) {
-            const bool in_bad = has_nonfinite(g.array());
-            for (auto& gi : grads)
-                if (!in_bad && gi.defined() && has_nonfinite(gi.array()))
-                    throw ValueError(node->name() + ": backward produced NaN or inf from a finite gradient; "
-                                     "the op was created at:\n" + node->creation_trace_);
-        }
+                             " gradients for " + std::to_string(node->inputs_.size()) + " inputs");
+        if (t_anomaly && !has_nonfinite(g.array()))
+            for (std::size_t i = 0; i < grads.size(); ++i)
+                if (grads[i].defined() && has_nonfinite(grads[i].array()))
+                    throw ValueError(node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
+                                     std::to_string(i) + " of shape " + shape_str(grads[i].shape()) +
+                                     "); the op was created at:\n" + node->creation_trace() +
+                                     (node->creation_frames_.empty() ? "    (created outside anomaly mode)\n" : ""));
         for (std::size_t i = 0; i < grads.size(); ++i) {
-            auto& e = node->next_[i];
-            if (!e.fn) continue;
-            if (grads[i].defined()) accumulate(e.fn->grad_buffer_, conform(grads[i], node->meta_[i], *node, i));
-            if (--e.fn->dependencies_ == 0) ready.push_back(e.fn);
+            Node::Input& in = node->inputs_[i];
+            if (!in.fn) continue;
+            if (grads[i].defined() && (!capture_mode || in.fn->needed_))
+                accumulate(*in.fn, conform(std::move(grads[i]), in, g.shape(), *node, i), create_graph);
+            if (--in.fn->dependencies_ == 0) push_ready(in.fn.get());
         }
     }
 }
 
-Tensor default_grad(const Tensor& out, const char* op) {
+Tensor default_grad(const Tensor& out, const char* op, std::size_t index) {
     if (out.numel() != 1)
-        throw GraphError(std::string(op) + ": grad can be implicitly created only for one-element outputs; "
-                         "this output has shape " + shape_str(out.shape()) + " (pass grad_output)");
+        throw GraphError(std::string(op) + ": a gradient can be created implicitly only for one-element outputs; output " +
+                         std::to_string(index) + (out.grad_fn() ? " (produced by " + out.grad_fn_name() + ")" : std::string()) +
+                         " has shape " + shape_str(out.shape()) + " (pass grad_output)");
     return Tensor(engine::full(out.shape(), out.dtype(), 1.0));
 }
 
@@ -404,7 +620,7 @@ void Tensor::backward(const Tensor& grad_output, bool retain_graph, bool create_
     if (!defined()) throw ValueError("backward: the tensor is undefined");
     BackwardTask task;
     task.roots = {*this};
-    Tensor g = grad_output.defined() ? grad_output : default_grad(*this, "backward");
+    Tensor g = grad_output.defined() ? grad_output : default_grad(*this, "backward", 0);
     if (g.shape() != shape())
         throw ShapeError("backward: grad_output of shape " + shape_str(g.shape()) + " for an output of shape " +
                          shape_str(shape()));
@@ -423,20 +639,19 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     BackwardTask task;
     task.roots = outputs;
     for (std::size_t i = 0; i < outputs.size(); ++i) {
-        Tensor g = grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad")
+        if (!outputs[i].defined()) throw ValueError("grad: output " + std::to_string(i) + " is undefined");
+        Tensor g = grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad", i)
                                                                        : grad_outputs[i];
         if (g.shape() != outputs[i].shape())
             throw ShapeError("grad: grad_output " + std::to_string(i) + " has shape " + shape_str(g.shape()) +
                              " but the output has shape " + shape_str(outputs[i].shape()));
         task.root_grads.push_back(g.dtype() == outputs[i].dtype() ? g : g.to(outputs[i].dtype()));
     }
-    std::vector<std::shared_ptr<Node>> keep;  // keeps accumulators alive during the pass
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         const Tensor& t = inputs[i];
-        if (!t.defined() || !t.requires_grad())
-            throw GraphError("grad: input " + std::to_string(i) + " does not require grad");
-        keep.push_back(gradient_edge(t));
-        task.capture_nodes.push_back(keep.back().get());
+        std::shared_ptr<Node> n = t.defined() && t.requires_grad() ? gradient_edge(t.impl()) : nullptr;
+        if (!n) throw GraphError("grad: input " + std::to_string(i) + " does not require grad");
+        task.capture_nodes.push_back(std::move(n));  // also keeps a fresh accumulator alive
     }
     std::vector<Tensor> result(inputs.size());
     task.captured = &result;
@@ -447,7 +662,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         if (!result[i].defined() && !allow_unused)
             throw GraphError("grad: input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape()) +
                              ") was not used to compute the outputs (pass allow_unused=true)");
-        if (result[i].defined() && !create_graph) result[i] = result[i].detach();
+        if (result[i].defined() && !create_graph && result[i].requires_grad()) result[i] = result[i].detach();
     }
     return result;
 }

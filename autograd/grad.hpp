@@ -1,6 +1,8 @@
 // autograd/: the backward pass as functions (torch.autograd.grad and friends) and debugging aids.
 #pragma once
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
@@ -14,21 +16,26 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs = {}, bool retain_graph = false,
                          bool create_graph = false, bool allow_unused = false);
 
-/// Jacobian d func(x)_i / d x_j as a tensor of shape out.shape + x.shape.
+/// Jacobian J[i..., j...] = d func(x)[i...] / d x[j...], shape func(x).shape + x.shape. With
+/// create_graph the result is differentiable with respect to x (when x requires grad).
 Tensor jacobian(const std::function<Tensor(const Tensor&)>& func, const Tensor& x, bool create_graph = false);
-/// Hessian of a scalar function: shape x.shape + x.shape.
+/// Hessian H[i..., j...] = d^2 func(x) / d x[i...] d x[j...] of a one-value function, shape x.shape + x.shape.
 Tensor hessian(const std::function<Tensor(const Tensor&)>& func, const Tensor& x);
-/// Vector-Jacobian product v^T J at x: returns (func(x), v^T J).
+/// Vector-Jacobian product at x: returns (func(x), v^T J) with v shaped like func(x) (optional
+/// for a one-value function) and v^T J shaped like x.
 std::pair<Tensor, Tensor> vjp(const std::function<Tensor(const Tensor&)>& func, const Tensor& x, const Tensor& v,
                               bool create_graph = false);
-/// Jacobian-vector product J v at x (double-backward trick): returns (func(x), J v).
+/// Jacobian-vector product at x: returns (func(x), J v) with v shaped like x and J v shaped like
+/// func(x), by the double-backward trick J v = d/du (u^T J v).
 std::pair<Tensor, Tensor> jvp(const std::function<Tensor(const Tensor&)>& func, const Tensor& x, const Tensor& v,
                               bool create_graph = false);
-/// Hessian-vector product H v of a scalar function at x: returns (func(x), H v).
+/// Hessian-vector product of a one-value function at x: returns (func(x), H v = d/dx (grad f . v)).
 std::pair<Tensor, Tensor> hvp(const std::function<Tensor(const Tensor&)>& func, const Tensor& x, const Tensor& v,
                               bool create_graph = false);
 
-/// The graph that produced `root` in Graphviz DOT: op names, shapes, leaves marked.
+/// The graph that produced `root` in Graphviz DOT: one box per op (name, output shape and dtype),
+/// leaves that require grad as green ellipses, inputs that need no gradient as grey "constant"
+/// notes, edges from inputs to the ops that use them (numbered for ops with several inputs).
 std::string to_dot(const Tensor& root);
 
 /// True while anomaly mode is on (thread-local).

@@ -1,26 +1,57 @@
 // autograd/: graph nodes and the one way ops record themselves (make_result).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
 
 namespace xg {
 
+namespace detail {
+/// A vector with inline room for N elements (most ops have one or two inputs): no heap
+/// allocation per node for its edges. Sized once with resize().
+template <class T, std::size_t N>
+class InlineVec {
+public:
+    void resize(std::size_t n) {
+        size_ = n;
+        if (n > N) heap_.resize(n);
+    }
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    T* begin() { return size_ > N ? heap_.data() : inline_.data(); }
+    T* end() { return begin() + size_; }
+    const T* begin() const { return size_ > N ? heap_.data() : inline_.data(); }
+    const T* end() const { return begin() + size_; }
+    T& operator[](std::size_t i) { return begin()[i]; }
+    const T& operator[](std::size_t i) const { return begin()[i]; }
+
+private:
+    std::array<T, N> inline_{};
+    std::vector<T> heap_;
+    std::size_t size_ = 0;
+};
+}  // namespace detail
+
 /// A graph node: the backward rule of one recorded op, with edges to the nodes of its inputs.
 class Node : public std::enable_shared_from_this<Node> {
 public:
-    /// Shape and dtype of one input, to check and un-broadcast the gradient returned for it.
-    struct InputMeta {
-        Shape shape;
-        Dtype dtype;
-    };
-    /// Where the gradient of one input goes (fn is null when that input needs no gradient).
-    struct Edge {
+    /// One input of the op: the node that receives its gradient (null when the input needs no
+    /// gradient) and the input's shape and dtype, to check and un-broadcast the gradient returned
+    /// for it. When the input had the output's shape, only `same_shape` is set (no copy).
+    struct Input {
         std::shared_ptr<Node> fn;
+        Shape shape;
+        Dtype dtype = Dtype::f32;
+        bool same_shape = false;
     };
 
     explicit Node(std::string name) : name_(std::move(name)) {}
@@ -30,26 +61,34 @@ public:
 
     /// Op name, e.g. "matmul" (shown in grad_fn_name, DOT export and errors).
     const std::string& name() const { return name_; }
-    const std::vector<Edge>& next_edges() const { return next_; }
-    const std::vector<InputMeta>& input_meta() const { return meta_; }
+    /// The op's inputs in argument order.
+    const detail::InlineVec<Input, 2>& inputs() const { return inputs_; }
     /// Gradients for each input given the gradient of the output.
     virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
-    /// Frees saved values; a later apply() throws GraphError.
+    /// Frees saved values; a later apply() throws GraphError (when something was freed).
     virtual void release() {}
+    /// True for the node that accumulates a leaf's gradient into its .grad.
+    bool is_accumulator() const { return is_accumulator_; }
+    /// The leaf of an accumulator node (null for op nodes or when the leaf was destroyed).
+    virtual std::shared_ptr<TensorImpl> leaf() const { return nullptr; }
     /// Creation order (later nodes run first when several are ready).
     std::uint64_t sequence_nr() const { return sequence_nr_; }
-    /// Where the node was created (filled in anomaly mode only).
-    const std::string& creation_trace() const { return creation_trace_; }
+    /// Where the node was created, as a symbolised stack trace (recorded in anomaly mode only).
+    std::string creation_trace() const;
 
-    // Engine state, used by the backward pass only.
-    std::vector<Edge> next_;
-    std::vector<InputMeta> meta_;
+    // Recording and engine state (used by make_result and the backward pass).
+    detail::InlineVec<Input, 2> inputs_;
     std::vector<std::function<Tensor(const Tensor&)>> pre_hooks_;  // hooks of the output tensor
     std::weak_ptr<TensorImpl> retain_target_;                       // output tensor with retain_grad()
     std::uint64_t sequence_nr_ = 0;
-    std::string creation_trace_;
-    Tensor grad_buffer_;
-    int dependencies_ = 0;
+    std::vector<void*> creation_frames_;  // anomaly mode: return addresses at creation
+    Tensor grad_buffer_;                  // gradient summed so far in the running pass
+    std::uint64_t visit_epoch_ = 0;       // pass that last visited this node
+    int dependencies_ = 0;                // parents that have not yet sent their gradient
+    bool buffer_owned_ = false;           // grad_buffer_ was allocated by the engine: update in place
+    bool needed_ = false;                 // grad(): a captured node is at or below this one
+    bool is_capture_ = false;             // grad(): this node's gradient is returned
+    bool is_accumulator_ = false;
 
 private:
     std::string name_;
@@ -61,7 +100,9 @@ private:
 using BackwardRule = std::function<std::vector<Tensor>(const Tensor& g, const Tensor& y)>;
 
 /// A tensor saved for backward, with the version it had: get() throws GraphError naming the op
-/// when the tensor was modified in place since.
+/// when the tensor was modified in place since. A leaf that requires grad is held through an
+/// alias that shares its buffer but not its .grad, so a gradient graph stored in the leaf's
+/// .grad (backward with create_graph) does not form a reference cycle with the leaf.
 class Saved {
 public:
     Saved() = default;
@@ -75,12 +116,85 @@ private:
     const char* op_ = "";
 };
 
-/// Wraps a forward result: when grad mode is on and an input requires grad, records a node
-/// named `name` with `rule`; otherwise returns a plain tensor. With save_output the rule receives
-/// the output (reconstructed without a reference cycle).
-Tensor make_result(const char* name, Array value, const std::vector<Tensor>& inputs, BackwardRule rule,
-                   bool save_output = false);
 /// True when an op on these inputs would be recorded (grad mode on, some input requires grad).
 bool needs_record(const std::vector<Tensor>& inputs);
+/// Same for a braced list of inputs, without copying them.
+bool needs_record(std::initializer_list<std::reference_wrapper<const Tensor>> inputs);
+
+namespace detail {
+
+/// A recorded op node; the rule itself is stored by RuleNode.
+class OpNode : public Node {
+public:
+    using Node::Node;
+    std::vector<Tensor> apply(const Tensor& grad_output) final;
+    void release() final;
+    /// Called by the output tensor's destructor: keeps its value for the rule (save_output).
+    void adopt_output(Array&& value) { saved_output_ = std::move(value); }
+
+    bool save_output_ = false;
+    bool released_ = false;
+    bool holds_state_ = true;             // release() frees something (captures or the output)
+    std::weak_ptr<TensorImpl> output_;    // save_output: the output tensor while it lives
+    Array saved_output_;                  // save_output: its value after the tensor died
+    std::uint64_t saved_version_ = 0;
+
+protected:
+    virtual std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y) = 0;
+    virtual void free_rule() = 0;
+};
+
+/// An op node holding its rule inline (one allocation per node, no std::function).
+template <class R>
+class RuleNode final : public OpNode {
+public:
+    template <class F>
+    RuleNode(const char* name, F&& rule) : OpNode(name), rule_(std::in_place, std::forward<F>(rule)) {
+        holds_state_ = !std::is_empty_v<R>;
+    }
+
+protected:
+    std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y) override { return (*rule_)(g, y); }
+    void free_rule() override { rule_.reset(); }
+
+private:
+    std::optional<R> rule_;
+};
+
+/// Anomaly mode's check of a forward result (throws ValueError naming op).
+void check_forward_anomaly(const char* op, const Array& value, const Tensor* const* inputs, std::size_t n);
+bool anomaly_enabled_fast();
+/// Wires a new node to its inputs and returns the output tensor.
+Tensor record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
+              bool save_output);
+
+}  // namespace detail
+
+/// Wraps a forward result: when grad mode is on and an input requires grad, records a node
+/// named `name` with `rule`; otherwise returns a plain tensor. With save_output the rule receives
+/// the output (held without a reference cycle).
+Tensor make_result(const char* name, Array value, const std::vector<Tensor>& inputs, BackwardRule rule,
+                   bool save_output = false);
+
+/// make_result for a braced list of inputs and a lambda rule (stored inline in the node).
+template <class Rule>
+Tensor make_result(const char* name, Array value, std::initializer_list<std::reference_wrapper<const Tensor>> inputs,
+                   Rule&& rule, bool save_output = false) {
+    constexpr std::size_t kMax = 8;
+    const Tensor* ptrs[kMax];
+    std::vector<const Tensor*> many;
+    const Tensor* const* p = ptrs;
+    if (inputs.size() <= kMax) {
+        std::size_t i = 0;
+        for (const Tensor& t : inputs) ptrs[i++] = &t;
+    } else {
+        for (const Tensor& t : inputs) many.push_back(&t);
+        p = many.data();
+    }
+    if (detail::anomaly_enabled_fast()) detail::check_forward_anomaly(name, value, p, inputs.size());
+    if (!needs_record(inputs)) return Tensor(std::move(value));
+    auto node = std::make_shared<detail::RuleNode<std::decay_t<Rule>>>(name, std::forward<Rule>(rule));
+    return detail::record(std::move(node), std::move(value), p, inputs.size(), save_output);
+}
 
 }  // namespace xg

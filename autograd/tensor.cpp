@@ -65,9 +65,12 @@ Tensor& Tensor::requires_grad_(bool requires_grad) {
     if (requires_grad && !is_floating(impl.value.dtype()))
         throw DtypeError(std::string("requires_grad_: only floating-point tensors can require gradients, got ") +
                          dtype_name(impl.value.dtype()) + " tensor of shape " + shape_str(impl.value.shape()));
-    if (impl.grad_fn)
-        throw GraphError("requires_grad_: can only change requires_grad of leaf tensors; this one was produced by " +
+    if (impl.grad_fn) {
+        // A non-leaf already requires grad (as PyTorch: only turning it off is an error).
+        if (requires_grad) return *this;
+        throw GraphError("requires_grad_: can only turn off requires_grad of leaf tensors; this one was produced by " +
                          impl.grad_fn->name() + " (use detach())");
+    }
     impl.requires_grad = requires_grad;
     return *this;
 }
@@ -78,6 +81,9 @@ void Tensor::set_grad(const Tensor& grad) {
     if (grad.defined() && grad.shape() != shape())
         throw ShapeError("set_grad: gradient of shape " + shape_str(grad.shape()) + " for a tensor of shape " +
                          shape_str(shape()));
+    if (grad.defined() && grad.dtype() != dtype())
+        throw DtypeError(std::string("set_grad: gradient of dtype ") + dtype_name(grad.dtype()) + " for a " +
+                         dtype_name(dtype()) + " tensor");
     impl_of(impl_, "set_grad").grad = grad;
 }
 void Tensor::zero_grad() { impl_of(impl_, "zero_grad").grad = Tensor(); }

@@ -42,7 +42,8 @@ public:
     Tensor to(Dtype dtype) const;
 
     // --- autograd -------------------------------------------------------------------------
-    /// Sets requires_grad on a leaf (throws DtypeError for int64, GraphError for non-leaves).
+    /// Sets requires_grad on a leaf (throws DtypeError for int64; turning it off on a non-leaf
+    /// throws GraphError, turning it on is a no-op there since a non-leaf already requires grad).
     Tensor& requires_grad_(bool requires_grad = true);
     bool requires_grad() const;
     /// Accumulated gradient (undefined until a backward pass reaches this tensor).
@@ -99,8 +100,12 @@ struct TensorImpl {
     Array value;
     bool requires_grad = false;
     bool retains_grad = false;
-    std::shared_ptr<Node> grad_fn;          // null for leaves
+    bool is_saved_alias = false;        // an alias of a leaf made by Saved (routes gradients to alias_of)
+    bool output_saved = false;          // grad_fn saved this output (save_output): hand it the value on death
+    std::shared_ptr<Node> grad_fn;      // null for leaves
     std::weak_ptr<Node> grad_accumulator;   // leaves: the node that accumulates into `grad`
+    std::weak_ptr<TensorImpl> alias_of;     // saved alias: the leaf it stands for
+    std::weak_ptr<TensorImpl> saved_alias;  // leaf: its current saved alias, reused by later ops
     Tensor grad;
     std::vector<std::function<Tensor(const Tensor&)>> hooks;  // leaves only
     ~TensorImpl();

@@ -1,6 +1,7 @@
 #include "array.hpp"
 
 #include <cstring>
+#include <ostream>
 
 #include "allocator.hpp"
 #include "kernels.hpp"
@@ -29,6 +30,8 @@ const char* dtype_name(Dtype d) {
     return "?";
 }
 
+std::ostream& operator<<(std::ostream& os, Dtype d) { return os << dtype_name(d); }
+
 Array::Array(Shape shape, Dtype dtype) : shape_(std::move(shape)), dtype_(dtype) {
     for (auto d : shape_)
         if (d < 0) throw ValueError("array: negative dimension in shape " + shape_str(shape_));
@@ -36,7 +39,11 @@ Array::Array(Shape shape, Dtype dtype) : shape_(std::move(shape)), dtype_(dtype)
     storage_ = std::make_shared<detail::Storage>(static_cast<std::size_t>(numel_) * dtype_size(dtype));
 }
 
-std::int64_t Array::size(std::int64_t axis) const { return shape_[normalize_axis(axis, ndim(), "size")]; }
+std::int64_t Array::size(std::int64_t axis) const {
+    if (shape_.empty())
+        throw IndexError("size: a 0-d tensor has no dimension " + std::to_string(axis));
+    return shape_[normalize_axis(axis, ndim(), "size")];
+}
 
 void* Array::raw() { return storage_ ? storage_->data : nullptr; }
 const void* Array::raw() const { return storage_ ? storage_->data : nullptr; }

@@ -284,22 +284,31 @@ Array sum_to(const Array& a, const Shape& shape) {
 
 namespace {
 
+// C[m x n] (leading dimension ldc) = op(A) op(B) with op(A) m x k and op(B) k x n; lda and ldb are
+// the leading dimensions of the stored (untransposed) operands.
 template <class T>
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
-    const auto lda = static_cast<blasint>(ta ? m : k), ldb = static_cast<blasint>(tb ? k : n);
-    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda, const T* b,
+          std::int64_t ldb, T* c, std::int64_t ldc) {
+    if (m == 0 || n == 0) return;
     if (k == 0) {
-        std::fill(c, c + m * n, T(0));
+        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
         return;
     }
+    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
+    const auto LDA = static_cast<blasint>(lda), LDB = static_cast<blasint>(ldb), LDC = static_cast<blasint>(ldc);
     if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, TA, TB, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
-    else if constexpr (std::is_same_v<T, double>)
-        cblas_dgemm(CblasRowMajor, TA, TB, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, a, LDA, b, LDB, 0.0f, c, LDC);
+    else
+        cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, LDA, b, LDB, 0.0, c, LDC);
 }
 
-// Rows of C per TBB task for one large GEMM: fixed, so results do not depend on the thread count.
-constexpr std::int64_t kGemmRowChunk = 128;
+// A large GEMM is cut into fixed tiles of C, each one single-threaded BLAS call on a TBB task. The
+// tiling depends on the problem size only, so results do not depend on the thread count.
+constexpr std::int64_t kGemmSplitFlops = std::int64_t(1) << 21;  // m*n*k below this: one call per matrix
+constexpr std::int64_t kGemmTileRows = 128;                       // row tiles when m >= 2 * this
+constexpr std::int64_t kGemmTileCols = 256;                       // column tiles for short, wide products
+constexpr std::int64_t kGemmTaskFlops = std::int64_t(1) << 18;    // fewer flops per task: tasks are grouped
 
 }  // namespace
 
@@ -309,19 +318,33 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
                          shape_str(b.shape()));
     const std::int64_t m = ta ? a.size(-1) : a.size(-2), ka = ta ? a.size(-2) : a.size(-1);
     const std::int64_t kb = tb ? b.size(-1) : b.size(-2), n = tb ? b.size(-2) : b.size(-1);
+    auto shapes = [&] {
+        std::string r = "shapes " + shape_str(a.shape()) + (ta ? "^T" : "") + " and " + shape_str(b.shape()) + (tb ? "^T" : "");
+        return r;
+    };
     if (ka != kb)
-        throw ShapeError("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
-                         " are not compatible (" + std::to_string(ka) + " != " + std::to_string(kb) + ")");
+        throw ShapeError("matmul: " + shapes() + " are not compatible (" + std::to_string(ka) + " != " +
+                         std::to_string(kb) + ")");
     if (a.dtype() != b.dtype())
         throw DtypeError(std::string("matmul: dtypes differ: ") + dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
-    detail::require_floating(a.dtype(), "matmul");
+    if (!is_floating(a.dtype()))
+        throw DtypeError(std::string("matmul: expected floating-point tensors (float32 or float64), got ") +
+                         dtype_name(a.dtype()) + " tensors of " + shapes());
     const Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
-    const Shape batch = broadcast_shape(batch_a, batch_b, "matmul");
+    Shape batch;
+    try {
+        batch = broadcast_shape(batch_a, batch_b, "matmul");
+    } catch (const ShapeError&) {
+        throw ShapeError("matmul: batch dimensions of " + shapes() + " cannot be broadcast (" + shape_str(batch_a) +
+                         " vs " + shape_str(batch_b) + ")");
+    }
     Shape out_shape = batch;
     out_shape.push_back(m);
     out_shape.push_back(n);
     Array c(out_shape, a.dtype());
     const std::int64_t nbatch = shape_numel(batch);
+    if (c.numel() == 0) return c;
+    detail::ensure_blas_single_threaded();
     // Offsets of each batch matrix in a and b (broadcast batch dims repeat a matrix).
     std::vector<std::int64_t> off_a(nbatch), off_b(nbatch);
     {
@@ -346,26 +369,30 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
             }
         }
     }
-    dispatch(a.dtype(), "matmul", [&]<class T>() {
-        if constexpr (std::is_floating_point_v<T>) {
-            const T* pa = a.data<T>();
-            const T* pb = b.data<T>();
-            T* pc = c.data<T>();
-            if (m * n == 0) return;
-            const std::int64_t row_chunks = (m * n * ka >= (std::int64_t(1) << 21)) ? (m + kGemmRowChunk - 1) / kGemmRowChunk : 1;
-            const std::int64_t tasks = nbatch * row_chunks;
-            const std::int64_t flops_per_task = m * n * std::max<std::int64_t>(ka, 1) / row_chunks;
-            parallel_for(tasks, flops_per_task >= (1 << 18) ? 1 : std::max<std::int64_t>(1, (1 << 18) / flops_per_task),
-                         [&](std::int64_t tb0, std::int64_t te) {
-                             for (std::int64_t t = tb0; t < te; ++t) {
-                                 const std::int64_t bi = t / row_chunks, rc = t % row_chunks;
-                                 const std::int64_t r0 = rc * kGemmRowChunk;
-                                 const std::int64_t rows = row_chunks == 1 ? m : std::min(kGemmRowChunk, m - r0);
-                                 const T* A = pa + off_a[bi] + (row_chunks == 1 ? 0 : (ta ? r0 : r0 * ka));
-                                 gemm<T>(ta, tb, rows, n, ka, A, pb + off_b[bi], pc + bi * m * n + (row_chunks == 1 ? 0 : r0 * n));
-                             }
-                         });
-        }
+    const std::int64_t lda = a.size(-1), ldb = b.size(-1);
+    const std::int64_t k = ka;
+    const bool split = m * n * k >= kGemmSplitFlops;
+    const std::int64_t tile_m = split && m >= 2 * kGemmTileRows ? kGemmTileRows : m;
+    const std::int64_t tile_n = split && tile_m == m && n >= 2 * kGemmTileCols ? kGemmTileCols : n;
+    const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
+    const std::int64_t per_matrix = tiles_m * tiles_n, tasks = nbatch * per_matrix;
+    const std::int64_t task_flops = std::max<std::int64_t>(1, tile_m * tile_n * std::max<std::int64_t>(k, 1));
+    const std::int64_t grain = std::max<std::int64_t>(1, kGemmTaskFlops / task_flops);
+    detail::dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
+        const T* pa = a.data<T>();
+        const T* pb = b.data<T>();
+        T* pc = c.data<T>();
+        parallel_for(tasks, grain, [&](std::int64_t t0, std::int64_t t1) {
+            for (std::int64_t t = t0; t < t1; ++t) {
+                const std::int64_t bi = t / per_matrix, tile = t % per_matrix;
+                const std::int64_t r0 = (tile / tiles_n) * tile_m, c0 = (tile % tiles_n) * tile_n;
+                const std::int64_t rows = std::min(tile_m, m - r0), cols = std::min(tile_n, n - c0);
+                // Row r0 of op(A): row r0 of A, or column r0 of A^T storage; likewise column c0 of op(B).
+                const T* A = pa + off_a[bi] + (ta ? r0 : r0 * lda);
+                const T* B = pb + off_b[bi] + (tb ? c0 * ldb : c0);
+                gemm<T>(ta, tb, rows, cols, k, A, lda, B, ldb, pc + bi * m * n + r0 * n + c0, n);
+            }
+        });
     });
     return c;
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 
 namespace xg {
@@ -15,6 +16,8 @@ inline constexpr Dtype i64 = Dtype::i64;
 
 /// "float32", "float64" or "int64".
 const char* dtype_name(Dtype d);
+/// Prints dtype_name(d).
+std::ostream& operator<<(std::ostream& os, Dtype d);
 /// Bytes per element.
 inline std::size_t dtype_size(Dtype d) { return d == Dtype::f32 ? 4 : 8; }
 /// True for f32 and f64.

@@ -19,6 +19,9 @@ namespace xg::detail {
 inline constexpr std::int64_t kGrainCheap = 65536;          // add, mul, copies
 inline constexpr std::int64_t kGrainTranscendental = 8192;  // exp, tanh, erf ...
 
+/// Makes BLAS single-threaded (once): GEMMs are split across TBB tasks instead.
+void ensure_blas_single_threaded();
+
 /// Runs f(begin, end) over [0, n) in chunks of at least `grain`, in parallel when n > grain.
 template <class F>
 void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
@@ -49,12 +52,32 @@ inline void require_floating(Dtype d, const char* op) {
                          dtype_name(d));
 }
 
+/// Throws DtypeError naming op and the array's shape unless it is floating.
+inline void require_floating(const Array& a, const char* op) {
+    if (!is_floating(a.dtype()))
+        throw DtypeError(std::string(op) + ": expected a floating-point tensor (float32 or float64), got an " +
+                         dtype_name(a.dtype()) + " tensor of shape " + shape_str(a.shape()));
+}
+
 /// Like dispatch, for ops defined on floating dtypes only.
 template <class F>
 decltype(auto) dispatch_floating(Dtype d, const char* op, F&& f) {
     require_floating(d, op);
     if (d == Dtype::f32) return f.template operator()<float>();
     return f.template operator()<double>();
+}
+
+/// f(v) on a whole batch, or g lane by lane when a lane is outside [lo, hi] (or NaN). For xsimd
+/// functions whose range is narrower than <cmath>'s: xsimd::exp gives 0 below -87.3 in float32
+/// where std::exp still has subnormals, and inf above 88.38 where float32 still holds e^88.7.
+template <class B, class F, class G>
+B simd_or_scalar(const B& v, typename B::value_type lo, typename B::value_type hi, F f, G g) {
+    if (xsimd::all((v >= B(lo)) & (v <= B(hi)))) return f(v);
+    using T = typename B::value_type;
+    alignas(64) T buf[B::size];
+    v.store_aligned(buf);
+    for (std::size_t k = 0; k < B::size; ++k) buf[k] = g(buf[k]);
+    return B::load_aligned(buf);
 }
 
 /// y[i] = f(x[i]) with f applied to xsimd batches (the tail is padded into one batch).
@@ -90,6 +113,7 @@ void simd_map2(const T* a, const T* b, T* y, std::int64_t n, F& f) {
 /// A new array of x's shape with y = f(x) elementwise, f written for xsimd batches; floating only.
 template <class F>
 Array unary_simd(const Array& x, const char* op, F f, std::int64_t grain = kGrainTranscendental) {
+    require_floating(x, op);
     return dispatch_floating(x.dtype(), op, [&]<class T>() {
         Array y(x.shape(), x.dtype());
         const T* px = x.data<T>();
@@ -121,6 +145,10 @@ void broadcast_rows(const Shape& out, const std::array<const Shape*, N>& in, std
     const std::size_t nd = out.size();
     const std::int64_t total = shape_numel(out);
     if (total == 0) return;
+    if (nd == 0) {  // every operand is 0-d: one element
+        body(std::int64_t(0), std::array<std::int64_t, N>{}, std::array<std::int64_t, N>{}, std::int64_t(1));
+        return;
+    }
     std::array<Shape, N> strides;
     for (std::size_t k = 0; k < N; ++k) {
         const Shape& s = *in[k];

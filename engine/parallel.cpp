@@ -9,6 +9,7 @@
 #include <string>
 
 #include "error.hpp"
+#include "kernels.hpp"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -18,14 +19,23 @@ std::mutex g_mutex;
 std::unique_ptr<tbb::global_control> g_control;
 std::atomic<int> g_threads{0};
 
-// BLAS must not start threads of its own on top of TBB's: GEMMs are split across TBB tasks.
-struct BlasSingleThreaded {
-    BlasSingleThreaded() { openblas_set_num_threads(1); }
-} g_blas_single_threaded;
 }  // namespace
+
+namespace detail {
+// BLAS must not run threads of its own on top of TBB's: GEMMs are split across TBB tasks. Called
+// from matmul (a static initialiser alone would be dropped when linking the static library).
+void ensure_blas_single_threaded() {
+    static const bool once = [] {
+        openblas_set_num_threads(1);
+        return true;
+    }();
+    (void)once;
+}
+}  // namespace detail
 
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+    detail::ensure_blas_single_threaded();
     std::lock_guard<std::mutex> lock(g_mutex);
     g_control.reset();
     g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,

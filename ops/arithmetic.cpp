@@ -62,6 +62,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b) {
     check_defined(a, "div"), check_defined(b, "div");
+    // True division: int64 / int64 gives float32, as in PyTorch.
+    if (a.dtype() == Dtype::i64 && b.dtype() == Dtype::i64) return div(a.to(Dtype::f32), b.to(Dtype::f32));
     Array y = binary_values(a.array(), b.array(), "div", [](auto x, auto z) { return x / z; }, true);
     if (!needs_record({a, b})) return Tensor(std::move(y));
     Saved sa(b.requires_grad() ? a : Tensor(), "div"), sb(b, "div");
@@ -92,16 +94,23 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     Array y = binary_values(a.array(), b.array(), "pow", [](auto x, auto z) { return std::pow(x, z); }, true);
     if (!needs_record({a, b})) return Tensor(std::move(y));
     Saved sa(a, "pow"), sb(b, "pow");
-    const bool need_b = b.requires_grad();
+    const bool need_a = a.requires_grad(), need_b = b.requires_grad();
     return make_result(
         "pow", std::move(y), {a, b},
-        [sa, sb, need_b](const Tensor& g, const Tensor& out) {
+        [sa, sb, need_a, need_b](const Tensor& g, const Tensor& out) {
             const Tensor& av = sa.get();
             const Tensor& bv = sb.get();
-            const Tensor ga = mul(g, mul(bv, pow(av, sub(bv, scalar_like(1.0, bv)))));
-            Tensor gb;
-            // d/db a^b = a^b log a, taken as 0 where a == 0 (PyTorch's convention).
-            if (need_b) gb = mul(g, where(eq(av, zeros_scalar(av)), zeros_scalar(av), mul(out, log(av))));
+            Tensor ga, gb;
+            const Tensor zero = zeros_scalar(av), one = scalar_like(1.0, av);
+            // d/da a^b = b a^(b-1), taken as 0 where b == 0 (PyTorch's convention: a^0 is constant,
+            // also at a == 0 where a^(-1) is inf).
+            if (need_a) ga = mul(g, where(eq(bv, zero), zero, mul(bv, pow(av, sub(bv, one)))));
+            // d/db a^b = a^b log a, taken as 0 where a == 0 (PyTorch's convention). log is taken of a
+            // safe value there, so that second derivatives stay finite too.
+            if (need_b) {
+                const Tensor a0 = eq(av, zero);
+                gb = mul(g, where(a0, zero, mul(out, log(where(a0, one, av)))));
+            }
             return std::vector<Tensor>{ga, gb};
         },
         true);
@@ -162,22 +171,35 @@ Tensor minimum(const Tensor& a, const Tensor& b) { return extreme(a, b, false); 
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
     check_defined(x, "clamp");
-    if (lo > hi) throw ValueError("clamp: min " + std::to_string(lo) + " is greater than max " + std::to_string(hi));
+    if (std::isnan(lo) || std::isnan(hi)) throw ValueError("clamp: a bound is NaN");
+    if (lo > hi)
+        throw ValueError("clamp: min " + std::to_string(lo) + " is greater than max " + std::to_string(hi) +
+                         " (input shape " + shape_str(x.shape()) + ")");
+    const bool record = needs_record({x});
     Array y(x.shape(), x.dtype());
-    Array mask(x.shape(), x.dtype());
+    Array mask = record ? Array(x.shape(), x.dtype()) : Array();
     detail::dispatch(x.dtype(), "clamp", [&]<class T>() {
         const T* px = x.array().data<T>();
         T* py = y.data<T>();
-        T* pm = mask.data<T>();
-        const T l = static_cast<T>(lo), h = static_cast<T>(hi);
-        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) {
-                const T v = px[i];
-                py[i] = v < l ? l : (v > h ? h : v);
-                pm[i] = (v >= l && v <= h) ? T(1) : T(0);
-            }
-        });
+        T* pm = record ? mask.data<T>() : nullptr;
+        if constexpr (std::is_floating_point_v<T>) {
+            const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+            detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+                for (std::int64_t i = s; i < e; ++i) {
+                    const T v = px[i];
+                    py[i] = v < l ? l : (v > h ? h : v);  // NaN stays NaN
+                    if (pm) pm[i] = (v >= l && v <= h) ? T(1) : T(0);
+                }
+            });
+        } else {
+            // Integer input: compare in double (the bounds may be infinite or fractional).
+            const T l = static_cast<T>(std::ceil(std::max(lo, -9.2e18))), h = static_cast<T>(std::floor(std::min(hi, 9.2e18)));
+            detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+                for (std::int64_t i = s; i < e; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);
+            });
+        }
     });
+    if (!record) return Tensor(std::move(y));
     const Tensor m(mask);
     return make_result("clamp", std::move(y), {x}, [m](const Tensor& g, const Tensor&) { return std::vector<Tensor>{mul(g, m)}; });
 }

@@ -1,5 +1,6 @@
 #include "factories.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <numeric>
@@ -33,16 +34,18 @@ inline double unit(std::uint64_t seed, std::uint64_t counter) {
     return static_cast<double>(splitmix64(seed ^ splitmix64(counter)) >> 11) * 0x1.0p-53;  // [0, 1)
 }
 
-// Fills n values from f(seed, counter) in parallel; advances the generator by n.
+// Fills element i with f(seed, base + per * i), where f may use counters c .. c + per - 1; advances
+// the generator past every counter used, so that successive calls never share random bits.
 template <class F>
-Array generate(const Shape& shape, Dtype dtype, const char* op, F f) {
+Array generate(const Shape& shape, Dtype dtype, const char* op, std::uint64_t per, F f) {
     Array r(shape, dtype);
     const std::uint64_t seed = g_seed.load();
-    const std::uint64_t base = g_offset.fetch_add(static_cast<std::uint64_t>(r.numel()) + 1);
+    const std::uint64_t base = g_offset.fetch_add(per * static_cast<std::uint64_t>(r.numel()));
     detail::dispatch(dtype, op, [&]<class T>() {
         T* p = r.data<T>();
         detail::parallel_for(r.numel(), detail::kGrainTranscendental, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) p[i] = static_cast<T>(f(seed, base + static_cast<std::uint64_t>(i)));
+            for (std::int64_t i = b; i < e; ++i)
+                p[i] = static_cast<T>(f(seed, base + per * static_cast<std::uint64_t>(i)));
         });
     });
     return r;
@@ -88,7 +91,9 @@ Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype()); 
 Tensor full_like(const Tensor& like, double value) { return full(like.shape(), value, like.dtype()); }
 
 Tensor arange(double start, double stop, double step, Dtype dtype) {
-    if (step == 0 || !std::isfinite(step)) throw ValueError("arange: step must be finite and nonzero");
+    if (step == 0 || !std::isfinite(step) || !std::isfinite(start) || !std::isfinite(stop))
+        throw ValueError("arange: start, stop and step must be finite and step nonzero, got start " +
+                         std::to_string(start) + ", stop " + std::to_string(stop) + ", step " + std::to_string(step));
     const double count = std::ceil((stop - start) / step);
     const std::int64_t n = count > 0 ? static_cast<std::int64_t>(count) : 0;
     Array r({n}, dtype);
@@ -132,9 +137,18 @@ Tensor rand(const Shape& shape, Dtype dtype) { return uniform(shape, 0.0, 1.0, d
 Tensor uniform(const Shape& shape, double low, double high, Dtype dtype) {
     check_shape(shape, "uniform");
     detail::require_floating(dtype, "uniform");
-    if (!(low <= high)) throw ValueError("uniform: low must be <= high");
-    return Tensor(generate(shape, dtype, "uniform",
-                           [=](std::uint64_t s, std::uint64_t c) { return low + (high - low) * unit(s, c); }));
+    if (!(low <= high) || !std::isfinite(low) || !std::isfinite(high))
+        throw ValueError("uniform: need finite low <= high, got low " + std::to_string(low) + " and high " +
+                         std::to_string(high));
+    // The largest value of the dtype below high: rounding low + (high - low) u to float32 could
+    // otherwise give high itself, outside [low, high).
+    const double top = low == high ? low
+                       : dtype == Dtype::f32
+                           ? static_cast<double>(std::nextafter(static_cast<float>(high), static_cast<float>(low)))
+                           : std::nextafter(high, low);
+    return Tensor(generate(shape, dtype, "uniform", 1, [=](std::uint64_t s, std::uint64_t c) {
+        return std::min(low + (high - low) * unit(s, c), top);
+    }));
 }
 
 Tensor randn(const Shape& shape, Dtype dtype) { return normal(shape, 0.0, 1.0, dtype); }
@@ -142,10 +156,12 @@ Tensor randn(const Shape& shape, Dtype dtype) { return normal(shape, 0.0, 1.0, d
 Tensor normal(const Shape& shape, double mean, double stddev, Dtype dtype) {
     check_shape(shape, "normal");
     detail::require_floating(dtype, "normal");
-    if (stddev < 0) throw ValueError("normal: stddev must be non-negative, got " + std::to_string(stddev));
-    // Box-Muller on two independent uniforms per element.
-    return Tensor(generate(shape, dtype, "normal", [=](std::uint64_t s, std::uint64_t c) {
-        const double u1 = 1.0 - unit(s, 2 * c), u2 = unit(s, 2 * c + 1);
+    if (!(stddev >= 0) || !std::isfinite(mean) || !std::isfinite(stddev))
+        throw ValueError("normal: need a finite mean and stddev >= 0, got mean " + std::to_string(mean) +
+                         " and stddev " + std::to_string(stddev));
+    // Box-Muller on two independent uniforms per element (counters c and c + 1).
+    return Tensor(generate(shape, dtype, "normal", 2, [=](std::uint64_t s, std::uint64_t c) {
+        const double u1 = 1.0 - unit(s, c), u2 = unit(s, c + 1);  // u1 in (0, 1]: log(u1) is finite
         return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
     }));
 }
@@ -154,9 +170,9 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape) {
     check_shape(shape, "randint");
     if (high <= low)
         throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" + std::to_string(low) + ")");
-    const auto range = static_cast<std::uint64_t>(high - low);
-    return Tensor(generate(shape, Dtype::i64, "randint", [=](std::uint64_t s, std::uint64_t c) {
-        return low + static_cast<std::int64_t>(splitmix64(s ^ splitmix64(c)) % range);
+    const auto range = static_cast<std::uint64_t>(high) - static_cast<std::uint64_t>(low);
+    return Tensor(generate(shape, Dtype::i64, "randint", 1, [=](std::uint64_t s, std::uint64_t c) {
+        return static_cast<std::int64_t>(static_cast<std::uint64_t>(low) + splitmix64(s ^ splitmix64(c)) % range);
     }));
 }
 
@@ -165,7 +181,7 @@ Tensor randperm(std::int64_t n) {
     std::vector<std::int64_t> p(static_cast<std::size_t>(n));
     std::iota(p.begin(), p.end(), 0);
     const std::uint64_t seed = g_seed.load();
-    const std::uint64_t base = g_offset.fetch_add(static_cast<std::uint64_t>(n) + 1);
+    const std::uint64_t base = g_offset.fetch_add(static_cast<std::uint64_t>(n));
     for (std::int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
         const auto j = static_cast<std::int64_t>(splitmix64(seed ^ splitmix64(base + i)) % static_cast<std::uint64_t>(i + 1));
         std::swap(p[i], p[j]);

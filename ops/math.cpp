@@ -1,5 +1,10 @@
 #include "math.hpp"
 
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <type_traits>
+
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
 #include "arithmetic.hpp"
@@ -19,10 +24,30 @@ Array forward(const Tensor& x, const char* op, F f) {
     check_defined(x, op);
     return detail::unary_simd(x.array(), op, f);
 }
+
+// Lanes outside xsimd's exact range go through <cmath> (see detail::simd_or_scalar).
+template <class B>
+B exp_full_range(const B& v) {
+    using T = typename B::value_type;
+    constexpr bool f32 = std::is_same_v<T, float>;
+    return detail::simd_or_scalar(
+        v, f32 ? T(-87.0) : T(-708.0), f32 ? T(88.3) : T(709.0), [](const B& b) { return xsimd::exp(b); },
+        [](T t) { return std::exp(t); });
+}
+
+template <class B>
+B expm1_full_range(const B& v) {
+    using T = typename B::value_type;
+    constexpr bool f32 = std::is_same_v<T, float>;
+    return detail::simd_or_scalar(
+        v, std::numeric_limits<T>::lowest(), f32 ? T(88.3) : T(709.0), [](const B& b) { return xsimd::expm1(b); },
+        [](T t) { return std::expm1(t); });
+}
+
 }  // namespace
 
 Tensor exp(const Tensor& x) {
-    return make_result("exp", forward(x, "exp", [](auto v) { return xsimd::exp(v); }), {x},
+    return make_result("exp", forward(x, "exp", [](auto v) { return exp_full_range(v); }), {x},
                        [](const Tensor& g, const Tensor& y) { return Grads{g * y}; }, true);
 }
 
@@ -40,8 +65,10 @@ Tensor log1p(const Tensor& x) {
 }
 
 Tensor expm1(const Tensor& x) {
-    return make_result("expm1", forward(x, "expm1", [](auto v) { return xsimd::expm1(v); }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{g * (y + 1.0)}; }, true);
+    Array y = forward(x, "expm1", [](auto v) { return expm1_full_range(v); });
+    Saved sx(x, "expm1");
+    // NOTE: d = e^x from the input, not y + 1 from the output (PyTorch): y + 1 cancels for x << 0.
+    return make_result("expm1", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * exp(sx.get())}; });
 }
 
 Tensor sqrt(const Tensor& x) {
@@ -62,7 +89,7 @@ Tensor abs(const Tensor& x) {
         const T* p = x.array().data<T>();
         T* q = y.data<T>();
         detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] < 0 ? -p[i] : p[i];
+            for (std::int64_t i = s; i < e; ++i) q[i] = std::abs(p[i]);  // |-0.0| = +0.0
         });
     });
     Saved sx(x, "abs");
@@ -84,9 +111,15 @@ Tensor sign(const Tensor& x) {
 
 Tensor square(const Tensor& x) {
     check_defined(x, "square");
-    detail::require_floating(x.dtype(), "square");
-    Array y = detail::binary_simd_same_shape(x.array(), x.array(), "square", [](auto a, auto b) { return a * b; },
-                                             detail::kGrainCheap);
+    Array y(x.shape(), x.dtype());
+    detail::dispatch(x.dtype(), "square", [&]<class T>() {
+        const T* p = x.array().data<T>();
+        T* q = y.data<T>();
+        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
+            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] * p[i];
+        });
+    });
+    if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "square");
     return make_result("square", std::move(y), {x},
                        [sx](const Tensor& g, const Tensor&) { return Grads{g * (sx.get() * 2.0)}; });

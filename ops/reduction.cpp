@@ -89,7 +89,20 @@ Tensor var(const Tensor& x, const Axes& axes_in, std::int64_t correction, bool k
 }
 
 Tensor std(const Tensor& x, const Axes& axes, std::int64_t correction, bool keepdim) {
-    return sqrt(var(x, axes, correction, keepdim));
+    check_defined(x, "std");
+    detail::require_floating(x.array(), "std");
+    const Tensor v = var(x, axes, correction, keepdim);
+    Array y = detail::unary_simd(v.array(), "std", [](auto t) { return xsimd::sqrt(t); });
+    return make_result(
+        "std", std::move(y), {v},
+        [](const Tensor& g, const Tensor& out) {
+            // NOTE: d sqrt(v)/dv = 1 / (2 sqrt(v)), taken as 0 where std == 0 (PyTorch's std_backward);
+            // the denominator is made safe there so that higher derivatives stay finite.
+            const Tensor zero = scalar_like(0.0, out), one = scalar_like(1.0, out);
+            const Tensor at_zero = eq(out, zero);
+            return Grads{where(at_zero, zero, g / (where(at_zero, one, out) * 2.0))};
+        },
+        true);
 }
 
 Tensor prod(const Tensor& x, const Axes& axes_in, bool keepdim) {

@@ -25,6 +25,8 @@ void check_index_tensor(const Tensor& index, const char* op) {
 Tensor Tensor::to(Dtype dtype) const {
     if (!defined()) throw ValueError("to: the tensor is undefined");
     if (dtype == this->dtype()) return *this;
+    // Integer results never require grad (the conversion is not differentiable).
+    if (!is_floating(dtype)) return Tensor(array().to(dtype));
     const Dtype from = this->dtype();
     return make_result("to", array().to(dtype), {*this},
                        [from](const Tensor& g, const Tensor&) { return Grads{g.to(from)}; });
@@ -151,10 +153,11 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return make_result("slice", engine::slice(x.array(), a, b, e, step), {x},
                        [in, a, b, step](const Tensor& g, const Tensor&) {
                            // The gradient of slice is a scatter into zeros, itself linear in g.
+                           // Its own gradient reads back the len slots (gg has the full input shape).
+                           const std::int64_t len = g.shape()[a];
                            return Grads{make_result("slice_backward",
                                                     engine::slice_scatter(g.array(), in, a, b, step), {g},
-                                                    [a, b, step](const Tensor& gg, const Tensor&) {
-                                                        const std::int64_t len = gg.shape()[a];
+                                                    [a, b, step, len](const Tensor& gg, const Tensor&) {
                                                         return Grads{slice(gg, a, b, b + len * step, step)};
                                                     })};
                        });
@@ -185,6 +188,7 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index) {
         throw ShapeError("gather: index of shape " + shape_str(index.shape()) + " must have the rank of input " +
                          shape_str(x.shape()));
     const int a = normalize_axis(axis, x.ndim(), "gather");
+    if (x.ndim() == 0) return reshape(gather(reshape(x, {1}), 0, reshape(index, {1})), {});
     for (std::size_t d = 0; d < x.ndim(); ++d)
         if (static_cast<int>(d) != a && index.shape()[d] > x.shape()[d])
             throw ShapeError("gather: index shape " + shape_str(index.shape()) + " exceeds input shape " +
@@ -269,19 +273,24 @@ std::vector<Tensor> split(const Tensor& x, std::int64_t size, std::int64_t axis)
 
 Tensor one_hot(const Tensor& index, std::int64_t num_classes, Dtype dtype) {
     check_index_tensor(index, "one_hot");
-    if (num_classes <= 0) throw ValueError("one_hot: num_classes must be positive, got " + std::to_string(num_classes));
+    const std::int64_t* idx = index.array().data<std::int64_t>();
+    for (std::int64_t i = 0; i < index.numel(); ++i)
+        if (idx[i] < 0 || (num_classes >= 0 && idx[i] >= num_classes))
+            throw IndexError("one_hot: class " + std::to_string(idx[i]) + " is out of range for " +
+                             std::to_string(num_classes) + " classes (index shape " + shape_str(index.shape()) + ")");
+    if (num_classes < 0) {
+        if (num_classes != -1)
+            throw ValueError("one_hot: num_classes must be -1 (inferred) or non-negative, got " +
+                             std::to_string(num_classes));
+        if (index.numel() == 0) throw ValueError("one_hot: cannot infer num_classes from an empty index tensor");
+        num_classes = *std::max_element(idx, idx + index.numel()) + 1;
+    }
     Shape s = index.shape();
     s.push_back(num_classes);
     Array r = engine::full(s, dtype, 0);
-    const std::int64_t* idx = index.array().data<std::int64_t>();
     detail::dispatch(dtype, "one_hot", [&]<class T>() {
         T* p = r.data<T>();
-        for (std::int64_t i = 0; i < index.numel(); ++i) {
-            if (idx[i] < 0 || idx[i] >= num_classes)
-                throw IndexError("one_hot: class " + std::to_string(idx[i]) + " is out of range for " +
-                                 std::to_string(num_classes) + " classes");
-            p[i * num_classes + idx[i]] = T(1);
-        }
+        for (std::int64_t i = 0; i < index.numel(); ++i) p[i * num_classes + idx[i]] = T(1);
     });
     return Tensor(std::move(r));
 }

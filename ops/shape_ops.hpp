@@ -41,6 +41,7 @@ std::vector<Tensor> split(const Tensor& x, std::int64_t size, std::int64_t axis 
 /// Splits x along axis into pieces of the given sizes (they must sum to the axis length).
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
 /// One-hot encoding of an int64 tensor: shape index.shape + [num_classes], dtype (default f32). No gradient.
-Tensor one_hot(const Tensor& index, std::int64_t num_classes, Dtype dtype = Dtype::f32);
+/// num_classes = -1 infers max(index) + 1 (as PyTorch); a class outside [0, num_classes) throws IndexError.
+Tensor one_hot(const Tensor& index, std::int64_t num_classes = -1, Dtype dtype = Dtype::f32);
 
 }  // namespace xg

@@ -1,0 +1,222 @@
+// Convolution and pooling ops (ops/conv): values against direct loops, adjointness of im2col and
+// col2im, gradcheck and gradgradcheck in float64.
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <limits>
+#include <xgrad/autograd/gradcheck_test.hpp>
+#include <xgrad/xgrad.hpp>
+
+namespace {
+using xg::Tensor;
+using V = std::vector<Tensor>;
+
+// Direct 7-loop convolution, the independent reference.
+std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b, xg::Size2 s, xg::Size2 p, xg::Size2 d,
+                               std::int64_t groups, xg::Shape& out_shape) {
+    const auto X = x.to_vector<double>(), W = w.to_vector<double>();
+    const std::int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+    const std::int64_t O = w.size(0), Cg = w.size(1), KH = w.size(2), KW = w.size(3);
+    const std::int64_t OH = (H + 2 * p[0] - d[0] * (KH - 1) - 1) / s[0] + 1;
+    const std::int64_t OW = (Wd + 2 * p[1] - d[1] * (KW - 1) - 1) / s[1] + 1;
+    out_shape = {N, O, OH, OW};
+    std::vector<double> y(N * O * OH * OW, 0.0);
+    const std::int64_t og = O / groups;
+    for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t o = 0; o < O; ++o)
+            for (std::int64_t oh = 0; oh < OH; ++oh)
+                for (std::int64_t ow = 0; ow < OW; ++ow) {
+                    double acc = b.defined() ? b.to_vector<double>()[o] : 0.0;
+                    const std::int64_t g = o / og;
+                    for (std::int64_t c = 0; c < Cg; ++c)
+                        for (std::int64_t i = 0; i < KH; ++i)
+                            for (std::int64_t j = 0; j < KW; ++j) {
+                                const std::int64_t ih = oh * s[0] - p[0] + i * d[0], iw = ow * s[1] - p[1] + j * d[1];
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
+                                acc += W[((o * Cg + c) * KH + i) * KW + j] * X[((n * C + g * Cg + c) * H + ih) * Wd + iw];
+                            }
+                    y[((n * O + o) * OH + oh) * OW + ow] = acc;
+                }
+    return y;
+}
+
+void check_close(const std::vector<double>& a, const std::vector<double>& b, double tol) {
+    BOOST_REQUIRE_EQUAL(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(nn_conv)
+
+BOOST_AUTO_TEST_CASE(output_size_formula) {
+    BOOST_TEST(xg::conv_output_size(28, 3, 1, 1, 1) == 28);
+    BOOST_TEST(xg::conv_output_size(28, 2, 2, 0, 1) == 14);
+    BOOST_TEST(xg::conv_output_size(7, 3, 2, 0, 2) == 2);  // span 7 - 4 - 1 = 2 -> 2/2 + 1
+    BOOST_TEST(xg::conv_output_size(2, 5, 1, 0, 1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(im2col_by_hand) {
+    // 1 image, 1 channel 3x3 = 0..8, kernel 2x2: 4 windows; row (i,j) holds tap (i,j) of each window.
+    auto x = xg::arange(0, 9, 1, xg::f64);
+    auto cols = xg::im2col(xg::reshape(x, {1, 1, 3, 3}), {2, 2});
+    BOOST_TEST((cols.shape() == xg::Shape{4, 4}));
+    const std::vector<double> want{0, 1, 3, 4, 1, 2, 4, 5, 3, 4, 6, 7, 4, 5, 7, 8};
+    check_close(cols.to_vector<double>(), want, 0);
+    // With padding 1 the corner window of tap (0,0) reads the padding: 0.
+    auto padded = xg::im2col(xg::reshape(x, {1, 1, 3, 3}), {2, 2}, {2, 2}, {1, 1});
+    BOOST_TEST((padded.shape() == xg::Shape{4, 4}));
+    const std::vector<double> want_p{0, 0, 0, 4, 0, 0, 3, 5, 0, 1, 0, 7, 0, 2, 6, 8};
+    check_close(padded.to_vector<double>(), want_p, 0);
+}
+
+BOOST_AUTO_TEST_CASE(col2im_is_the_adjoint_of_im2col) {
+    xg::manual_seed(3);
+    for (auto [s, p, d] : {std::tuple{xg::Size2{1, 1}, xg::Size2{0, 0}, xg::Size2{1, 1}},
+                           std::tuple{xg::Size2{2, 1}, xg::Size2{1, 2}, xg::Size2{1, 2}},
+                           std::tuple{xg::Size2{3, 2}, xg::Size2{1, 1}, xg::Size2{2, 1}}}) {
+        auto x = xg::randn({2, 3, 7, 6}, xg::f64);
+        auto cx = xg::im2col(x, {3, 2}, s, p, d);
+        auto c = xg::randn(cx.shape(), xg::f64);
+        const double lhs = xg::sum(cx * c).item<double>();
+        const double rhs = xg::sum(x * xg::col2im(c, x.shape(), {3, 2}, s, p, d)).item<double>();
+        BOOST_TEST(std::abs(lhs - rhs) < 1e-10 * (1 + std::abs(lhs)));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_matches_direct_loops) {
+    xg::manual_seed(4);
+    struct Case {
+        xg::Size2 s, p, d;
+        std::int64_t groups;
+        bool bias;
+    };
+    for (const Case& c : {Case{{1, 1}, {0, 0}, {1, 1}, 1, true}, Case{{2, 2}, {1, 1}, {1, 1}, 1, false},
+                          Case{{1, 2}, {2, 1}, {2, 1}, 2, true}, Case{{1, 1}, {1, 1}, {1, 1}, 4, true}}) {
+        auto x = xg::randn({2, 4, 7, 6}, xg::f64);
+        auto w = xg::randn({8, 4 / c.groups, 3, 2}, xg::f64);
+        Tensor b = c.bias ? xg::randn({8}, xg::f64) : Tensor();
+        xg::Shape shape;
+        const auto want = naive_conv(x, w, b, c.s, c.p, c.d, c.groups, shape);
+        auto y = xg::conv2d(x, w, b, c.s, c.p, c.d, c.groups);
+        BOOST_TEST(y.shape() == shape);
+        check_close(y.to_vector<double>(), want, 1e-12);
+    }
+    // A single image skips the batch permute: same numbers.
+    auto x1 = xg::randn({1, 2, 5, 5}, xg::f64), w1 = xg::randn({3, 2, 3, 3}, xg::f64);
+    xg::Shape shape;
+    check_close(xg::conv2d(x1, w1).to_vector<double>(), naive_conv(x1, w1, Tensor(), {1, 1}, {0, 0}, {1, 1}, 1, shape), 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_errors_name_the_shapes) {
+    auto x = xg::zeros({1, 3, 5, 5});
+    BOOST_CHECK_THROW(xg::conv2d(x, xg::zeros({4, 2, 3, 3})), xg::ShapeError);
+    BOOST_CHECK_THROW(xg::conv2d(x, xg::zeros({4, 3, 7, 7})), xg::ShapeError);
+    BOOST_CHECK_THROW(xg::conv2d(x, xg::zeros({4, 3, 3, 3}), xg::zeros({5})), xg::ShapeError);
+    BOOST_CHECK_THROW(xg::conv2d(xg::zeros({3, 5, 5}), xg::zeros({4, 3, 3, 3})), xg::ShapeError);
+    try {
+        xg::conv2d(x, xg::zeros({4, 2, 3, 3}));
+    } catch (const xg::ShapeError& e) {
+        BOOST_TEST(std::string(e.what()).find("[1,3,5,5]") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_gradcheck_and_gradgradcheck) {
+    xg::manual_seed(5);
+    auto x = xg::randn({2, 2, 4, 4}, xg::f64).requires_grad_();
+    auto w = xg::randn({4, 1, 2, 3}, xg::f64).requires_grad_();
+    auto b = xg::randn({4}, xg::f64).requires_grad_();
+    auto f = [](const V& in) { return xg::conv2d(in[0], in[1], in[2], {2, 1}, {1, 1}, {1, 1}, 2); };
+    XG_CHECK_GRAD(f, {x, w, b});
+    XG_CHECK_GRADGRAD(f, {x, w, b});
+    auto dil = [](const V& in) { return xg::conv2d(in[0], in[1], Tensor(), {1, 1}, {0, 1}, {2, 1}, 1); };
+    auto w2 = xg::randn({2, 2, 2, 2}, xg::f64).requires_grad_();
+    XG_CHECK_GRAD(dil, {x, w2});
+    XG_CHECK_GRADGRAD(dil, {x, w2});
+}
+
+BOOST_AUTO_TEST_CASE(im2col_col2im_gradcheck) {
+    xg::manual_seed(6);
+    auto x = xg::randn({1, 2, 4, 3}, xg::f64).requires_grad_();
+    auto f = [](const V& in) { return xg::im2col(in[0], {2, 2}, {1, 2}, {1, 0}, {1, 1}); };
+    XG_CHECK_GRAD(f, {x});
+    XG_CHECK_GRADGRAD(f, {x});
+    auto c = xg::randn({8, 5}, xg::f64).requires_grad_();
+    auto g = [](const V& in) { return xg::col2im(in[0], {1, 2, 4, 3}, {2, 2}, {1, 2}, {1, 0}, {1, 1}); };
+    XG_CHECK_GRAD(g, {c});
+    XG_CHECK_GRADGRAD(g, {c});
+}
+
+BOOST_AUTO_TEST_CASE(max_pool2d_values_and_first_max_gradient) {
+    auto x = xg::tensor({1, 5, 2, 0,  //
+                         3, 4, 7, 7,  //
+                         0, 0, 9, 1,  //
+                         2, 0, 1, 9},
+                        {1, 1, 4, 4}, xg::f64)
+                 .requires_grad_();
+    auto y = xg::max_pool2d(x, {2, 2});
+    check_close(y.to_vector<double>(), {5, 7, 2, 9}, 0);
+    xg::sum(y).backward();
+    // Ties (7, 7 and 9, 9): the gradient goes to the first maximum in row-major order, as PyTorch.
+    check_close(x.grad().to_vector<double>(), {0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0}, 0);
+    // Padding counts as -inf: an all-negative border still picks an image value.
+    auto n = xg::full({1, 1, 2, 2}, -3.0, xg::f64);
+    check_close(xg::max_pool2d(n, {2, 2}, {1, 1}, {1, 1}).to_vector<double>(), std::vector<double>(9, -3.0), 0);
+    // NaN propagates.
+    auto nan = xg::tensor({1, std::numeric_limits<double>::quiet_NaN(), 2, 3}, {1, 1, 2, 2}, xg::f64);
+    BOOST_TEST(std::isnan(xg::max_pool2d(nan, {2, 2}).item<double>()));
+    BOOST_CHECK_THROW(xg::max_pool2d(n, {2, 2}, {1, 1}, {2, 2}), xg::ValueError);
+}
+
+BOOST_AUTO_TEST_CASE(max_pool2d_gradcheck) {
+    xg::manual_seed(7);
+    auto x = xg::randn({2, 2, 5, 4}, xg::f64).requires_grad_();
+    auto f = [](const V& in) { return xg::max_pool2d(in[0], {3, 2}, {2, 2}, {1, 1}, {1, 1}); };
+    XG_CHECK_GRAD(f, {x});
+    XG_CHECK_GRADGRAD(f, {x});
+}
+
+BOOST_AUTO_TEST_CASE(avg_pool2d_values_and_gradcheck) {
+    auto x = xg::arange(0, 16, 1, xg::f64);
+    auto y = xg::avg_pool2d(xg::reshape(x, {1, 1, 4, 4}), {2, 2});
+    check_close(y.to_vector<double>(), {2.5, 4.5, 10.5, 12.5}, 1e-12);
+    // 3x3 of 0..8, kernel 2, stride 1, padding 1: corner window holds only x[0] = 0 and x[1]..: compare
+    // both divisor conventions by hand at the (0,1) window, which covers x[0] and x[1].
+    auto z = xg::reshape(xg::arange(1, 10, 1, xg::f64), {1, 1, 3, 3});
+    auto inc = xg::avg_pool2d(z, {2, 2}, {1, 1}, {1, 1}, true);
+    auto exc = xg::avg_pool2d(z, {2, 2}, {1, 1}, {1, 1}, false);
+    BOOST_TEST((inc.shape() == xg::Shape{1, 1, 4, 4}));
+    BOOST_TEST(inc.to_vector<double>()[1] == (1.0 + 2.0) / 4.0);
+    BOOST_TEST(exc.to_vector<double>()[1] == (1.0 + 2.0) / 2.0);
+    BOOST_TEST(exc.to_vector<double>()[5] == (1.0 + 2.0 + 4.0 + 5.0) / 4.0);
+    xg::manual_seed(8);
+    auto r = xg::randn({2, 2, 5, 4}, xg::f64).requires_grad_();
+    auto f = [](const V& in) { return xg::avg_pool2d(in[0], {3, 2}, {2, 1}, {1, 1}, false); };
+    XG_CHECK_GRAD(f, {r});
+    XG_CHECK_GRADGRAD(f, {r});
+}
+
+BOOST_AUTO_TEST_CASE(adaptive_avg_pool2d_bins_and_gradcheck) {
+    xg::manual_seed(9);
+    auto x = xg::randn({2, 3, 5, 7}, xg::f64);
+    auto y = xg::adaptive_avg_pool2d(x, {3, 2});
+    BOOST_TEST((y.shape() == xg::Shape{2, 3, 3, 2}));
+    const auto X = x.to_vector<double>(), Y = y.to_vector<double>();
+    for (std::int64_t p = 0; p < 6; ++p)
+        for (std::int64_t i = 0; i < 3; ++i)
+            for (std::int64_t j = 0; j < 2; ++j) {
+                const std::int64_t h0 = i * 5 / 3, h1 = ((i + 1) * 5 + 2) / 3, w0 = j * 7 / 2, w1 = ((j + 1) * 7 + 1) / 2;
+                double s = 0;
+                for (auto h = h0; h < h1; ++h)
+                    for (auto w = w0; w < w1; ++w) s += X[(p * 5 + h) * 7 + w];
+                BOOST_TEST(std::abs(Y[(p * 3 + i) * 2 + j] - s / double((h1 - h0) * (w1 - w0))) < 1e-12);
+            }
+    // Global and divisible sizes take the mean / avg_pool paths: same numbers as the bins.
+    check_close(xg::adaptive_avg_pool2d(x, {1, 1}).to_vector<double>(), xg::mean(x, {2, 3}).to_vector<double>(), 1e-12);
+    auto x4 = xg::randn({1, 2, 4, 6}, xg::f64);
+    check_close(xg::adaptive_avg_pool2d(x4, {2, 3}).to_vector<double>(), xg::avg_pool2d(x4, {2, 2}).to_vector<double>(), 1e-12);
+    auto r = xg::randn({1, 2, 5, 4}, xg::f64).requires_grad_();
+    auto f = [](const V& in) { return xg::adaptive_avg_pool2d(in[0], {3, 3}); };
+    XG_CHECK_GRAD(f, {r});
+    XG_CHECK_GRADGRAD(f, {r});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
