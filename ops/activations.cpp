@@ -491,14 +491,14 @@ Tensor glu(const Tensor& x, std::int64_t axis_in) {
 // --- softmax family --------------------------------------------------------------------------------
 namespace {
 template <class V, class T>
-V load(const T* p) {
+V lane_load(const T* p) {
     if constexpr (std::is_same_v<V, T>)
         return *p;
     else
         return V::load_unaligned(p);
 }
 template <class V, class T>
-void store(T* p, const V& v) {
+void lane_store(T* p, const V& v) {
     if constexpr (std::is_same_v<V, T>)
         *p = v;
     else
@@ -515,33 +515,33 @@ void row_op(RowOp op, T sign, const T* x, const T* g, T* out, std::int64_t len, 
     if (op == RowOp::softmax || op == RowOp::log_softmax) {
         V m = V(-std::numeric_limits<T>::infinity());
         for (std::int64_t j = 0; j < len; ++j) {
-            const V v = load<V>(x + j * stride) * sign;
+            const V v = lane_load<V>(x + j * stride) * sign;
             m = xg::where(v > m, v, m);
         }
         V s = V(T(0));
         if (op == RowOp::softmax) {
             for (std::int64_t j = 0; j < len; ++j) {
-                const V e = xg::exp(load<V>(x + j * stride) * sign - m);
-                store(out + j * stride, e);
+                const V e = xg::exp(lane_load<V>(x + j * stride) * sign - m);
+                lane_store(out + j * stride, e);
                 s = s + e;
             }
             const V r = V(T(1)) / s;
-            for (std::int64_t j = 0; j < len; ++j) store(out + j * stride, load<V>(out + j * stride) * r);
+            for (std::int64_t j = 0; j < len; ++j) lane_store(out + j * stride, lane_load<V>(out + j * stride) * r);
         } else {
-            for (std::int64_t j = 0; j < len; ++j) s = s + xg::exp(load<V>(x + j * stride) * sign - m);
+            for (std::int64_t j = 0; j < len; ++j) s = s + xg::exp(lane_load<V>(x + j * stride) * sign - m);
             const V ls = m + xg::log(s);
-            for (std::int64_t j = 0; j < len; ++j) store(out + j * stride, load<V>(x + j * stride) * sign - ls);
+            for (std::int64_t j = 0; j < len; ++j) lane_store(out + j * stride, lane_load<V>(x + j * stride) * sign - ls);
         }
     } else if (op == RowOp::softmax_backward) {
         V dot = V(T(0));
-        for (std::int64_t j = 0; j < len; ++j) dot = dot + load<V>(g + j * stride) * load<V>(x + j * stride);
+        for (std::int64_t j = 0; j < len; ++j) dot = dot + lane_load<V>(g + j * stride) * lane_load<V>(x + j * stride);
         for (std::int64_t j = 0; j < len; ++j)
-            store(out + j * stride, load<V>(x + j * stride) * (load<V>(g + j * stride) - dot) * sign);
+            lane_store(out + j * stride, lane_load<V>(x + j * stride) * (lane_load<V>(g + j * stride) - dot) * sign);
     } else {
         V s = V(T(0));
-        for (std::int64_t j = 0; j < len; ++j) s = s + load<V>(g + j * stride);
+        for (std::int64_t j = 0; j < len; ++j) s = s + lane_load<V>(g + j * stride);
         for (std::int64_t j = 0; j < len; ++j)
-            store(out + j * stride, load<V>(g + j * stride) - xg::exp(load<V>(x + j * stride)) * s);
+            lane_store(out + j * stride, lane_load<V>(g + j * stride) - xg::exp(lane_load<V>(x + j * stride)) * s);
     }
 }
 

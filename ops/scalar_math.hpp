@@ -259,7 +259,7 @@ T pow(const T& x, P p) {
 }
 /// a^b for a variable exponent: e^(b log a); d/da = b a^(b-1), d/db = a^b log a.
 template <class A, class B>
-    requires(ScalarLike<A> && ScalarLike<B> && !(std::is_floating_point_v<A> && std::is_floating_point_v<B>))
+    requires(ScalarLike<A> && ScalarLike<B> && !std::is_arithmetic_v<A> && !std::is_arithmetic_v<B>)
 detail::common_scalar_t<A, B> pow(const A& a, const B& b) {
     using R = detail::common_scalar_t<A, B>;
     if constexpr (is_dual_v<R>) {

@@ -31,9 +31,9 @@ namespace xg {
 
 /// A named elementwise activation made by xg::activation; callable on tensors like a built-in and
 /// recorded in the graph under its name (grad_fn_name, DOT export, error messages).
-class Activation {
+class UserActivation {
 public:
-    /// The implementation behind an Activation (one per kind of definition).
+    /// The implementation behind a UserActivation (one per kind of definition).
     class Impl {
     public:
         virtual ~Impl() = default;
@@ -58,8 +58,8 @@ public:
     };
 
     /// An empty activation (calling it throws).
-    Activation() = default;
-    explicit Activation(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+    UserActivation() = default;
+    explicit UserActivation(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
     /// y = f(x).
     Tensor operator()(const Tensor& x) const { return impl().apply(x); }
@@ -78,13 +78,13 @@ public:
         return impl().automatic_derivative(x, param, order);
     }
     /// The same activation with its parameter fixed to `param` (which may require grad): x -> f(x, param).
-    Activation bind(Tensor param) const;
+    UserActivation bind(Tensor param) const;
     /// The registry entry of this activation (throws ValueError if it still needs a parameter).
     ActivationInfo info() const;
 
 private:
     const Impl& impl() const {
-        if (!impl_) throw ValueError("activation: this Activation is empty (made by its default constructor)");
+        if (!impl_) throw ValueError("activation: this UserActivation is empty (made by its default constructor)");
         return *impl_;
     }
     std::shared_ptr<const Impl> impl_;
@@ -122,7 +122,7 @@ struct HandDerivativeX {
 };
 
 template <class F>
-class AutoActivation final : public Activation::Impl {
+class AutoActivation final : public UserActivation::Impl {
 public:
     AutoActivation(std::string n, F f)
         : f_(f), def_(make_def<Saves::input>(n, f, AutoDerivative<F>{f}, AutoDerivative<F>{f})) {
@@ -139,7 +139,7 @@ private:
 };
 
 template <class F, class DF>
-class HandActivation final : public Activation::Impl {
+class HandActivation final : public UserActivation::Impl {
 public:
     HandActivation(std::string n, F f, DF df)
         : f_(f),
@@ -158,7 +158,7 @@ private:
 };
 
 template <class F>
-class ParamActivation final : public Activation::Impl {
+class ParamActivation final : public UserActivation::Impl {
 public:
     ParamActivation(std::string n, F f) : f_(f), def_(make_param_def(n, f)) {
         name = std::move(n);
@@ -184,9 +184,9 @@ private:
 };
 
 /// An activation with a parameter, bound to one parameter tensor.
-class BoundActivation final : public Activation::Impl {
+class BoundActivation final : public UserActivation::Impl {
 public:
-    BoundActivation(std::shared_ptr<const Activation::Impl> parent, Tensor param)
+    BoundActivation(std::shared_ptr<const UserActivation::Impl> parent, Tensor param)
         : parent_(std::move(parent)), param_(std::move(param)) {
         name = parent_->name;
         hand_written = parent_->hand_written;
@@ -197,7 +197,7 @@ public:
     }
 
 private:
-    std::shared_ptr<const Activation::Impl> parent_;
+    std::shared_ptr<const UserActivation::Impl> parent_;
     Tensor param_;
 };
 
@@ -210,13 +210,13 @@ inline void check_activation_name(const std::string& name) {
 
 }  // namespace detail
 
-inline Activation Activation::bind(Tensor param) const {
+inline UserActivation UserActivation::bind(Tensor param) const {
     if (!takes_param()) throw ValueError(name() + ": bind: this activation takes no parameter");
     if (!param.defined()) throw ValueError(name() + ": bind: the parameter is undefined");
-    return Activation(std::make_shared<const detail::BoundActivation>(impl_, std::move(param)));
+    return UserActivation(std::make_shared<const detail::BoundActivation>(impl_, std::move(param)));
 }
 
-inline ActivationInfo Activation::info() const {
+inline ActivationInfo UserActivation::info() const {
     if (takes_param())
         throw ValueError(name() + ": this activation takes a parameter tensor; register act.bind(param) instead");
     ActivationInfo info;
@@ -232,12 +232,12 @@ inline ActivationInfo Activation::info() const {
 /// An activation from one generic lambda: f(x), or f(x, param) for an activation with a parameter
 /// tensor. Derivatives of every order come from forward-mode duals.
 template <class F>
-Activation activation(std::string name, F f) {
+UserActivation activation(std::string name, F f) {
     detail::check_activation_name(name);
     if constexpr (std::is_invocable_v<const F&, double>)
-        return Activation(std::make_shared<const detail::AutoActivation<F>>(std::move(name), std::move(f)));
+        return UserActivation(std::make_shared<const detail::AutoActivation<F>>(std::move(name), std::move(f)));
     else if constexpr (std::is_invocable_v<const F&, double, double>)
-        return Activation(std::make_shared<const detail::ParamActivation<F>>(std::move(name), std::move(f)));
+        return UserActivation(std::make_shared<const detail::ParamActivation<F>>(std::move(name), std::move(f)));
     else
         static_assert(detail::always_false_v<F>,
                       "xg::activation: f must be a generic lambda callable as f(x) or f(x, param)");
@@ -246,14 +246,14 @@ Activation activation(std::string name, F f) {
 /// An activation f with a hand-written derivative df(x, y), y = f(x), used by backward; higher
 /// orders differentiate x -> df(x, f(x)) with duals. The lab cross-checks df against the automatic f'.
 template <class F, class DF>
-Activation activation(std::string name, F f, DF df) {
+UserActivation activation(std::string name, F f, DF df) {
     static_assert(std::is_invocable_v<const F&, double>, "xg::activation: f must be callable as f(x)");
     static_assert(std::is_invocable_v<const DF&, double, double>, "xg::activation: df must be callable as df(x, y)");
     detail::check_activation_name(name);
-    return Activation(std::make_shared<const detail::HandActivation<F, DF>>(std::move(name), std::move(f), std::move(df)));
+    return UserActivation(std::make_shared<const detail::HandActivation<F, DF>>(std::move(name), std::move(f), std::move(df)));
 }
 
 /// Registers a user activation under its name (an activation with a parameter must be bound first).
-inline void register_activation(const Activation& act) { register_activation(act.name(), act.info()); }
+inline void register_activation(const UserActivation& act) { register_activation(act.name(), act.info()); }
 
 }  // namespace xg
