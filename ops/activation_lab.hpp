@@ -67,7 +67,12 @@ struct CheckReport {
     double max_disagreement = 0;      ///< largest |hand - auto| / (1 + |auto|)
     double disagreement_x = 0;        ///< where
     double hand_value = 0, auto_value = 0;
-    double agreement = 1e-7;
+    /// Points where the automatic f' is inf/NaN but the hand-written one is finite (f's formula
+    /// overflows there, e.g. 1 / (1 + e^-x) at x = -1e4): left out of the comparison and reported.
+    std::int64_t auto_nonfinite = 0;
+    double auto_nonfinite_x = 0;  ///< the first such point
+    double agreement = 1e-7;            ///< the tolerance used for the comparison
+    double saturation_threshold = 1e-3;  ///< the |f'| used for saturation
     /// True when gradcheck and gradgradcheck passed, no unexpected inf/NaN, and any hand-written
     /// derivative agrees with the automatic one.
     bool ok() const;

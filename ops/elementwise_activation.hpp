@@ -162,13 +162,13 @@ inline std::string chain_op_name(const std::string& name, int k) {
 
 /// What the forward op saves for backward.
 enum class Saves {
-    input,             ///< phi is a function of x
-    output,            ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
-    input_and_output,  ///< order 0 uses a hand-written df(x, y); higher orders differentiate x -> df(x, f(x))
+    input,   ///< phi is a function of x
+    output,  ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
 };
 
 /// One elementwise activation: f, the first derivative d0 used by backward, and phi, the function
-/// whose derivatives give the higher orders (phi = d0 unless saves == input_and_output).
+/// whose derivatives give the higher orders (the same function as d0; kept apart so that d0 can be
+/// a cheaper formula of it).
 template <Saves S, class F, class D0, class Phi>
 struct ElementwiseDef {
     static constexpr Saves saves = S;
@@ -195,40 +195,33 @@ std::shared_ptr<const ElementwiseDef<S, F, D0, Phi>> make_def(std::string name, 
                                                                  std::move(phi), linear_pieces, grain);
 }
 
-/// B_K(h, u) = h * phi^(K)(u) (K = 0 with input_and_output: h * d0(u, cache) with cache = f(u)).
+/// B_K(h, u) = h * phi^(K)(u).
 template <int K, class Def>
-Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& u, const Array& cache = Array()) {
+Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& u) {
     const std::string& op = def->op_names[K];
     require_defined(h, op, "the gradient");
     require_defined(u, op, "the saved tensor");
     require_same_shape(h, u, op);
     const Dtype d = promote(h.dtype(), u.dtype());
     require_floating(d, op.c_str());
-    Array r;
-    if constexpr (K == 0 && Def::saves == Saves::input_and_output) {
-        r = simd_map_arrays<3>(
-            op.c_str(), {h.array().to(d), u.array().to(d), cache.to(d)},
-            [&d0 = def->d0](auto hb, auto xb, auto yb) { return hb * as_batch<decltype(hb)>(d0(xb, yb)); }, def->grain);
-    } else {
-        r = simd_map_arrays<2>(
-            op.c_str(), {h.array().to(d), u.array().to(d)},
-            [&def](auto hb, auto ub) {
-                using B = decltype(hb);
-                if constexpr (K == 0)
-                    return hb * as_batch<B>(def->d0(ub));
-                else
-                    return hb * nth_derivative<K>(def->phi, ub);
-            },
-            def->grain);
-    }
+    Array r = simd_map_arrays<2>(
+        op.c_str(), {h.array().to(d), u.array().to(d)},
+        [&def](auto hb, auto ub) {
+            using B = decltype(hb);
+            if constexpr (K == 0)
+                return hb * as_batch<B>(def->d0(ub));
+            else
+                return hb * nth_derivative<K>(def->phi, ub);
+        },
+        def->grain);
     if (!needs_record({h, u})) return Tensor(std::move(r));
     const bool need_h = h.requires_grad();
     const bool need_u = u.requires_grad() && !def->linear_pieces;
     Saved sh(need_u ? h : Tensor(), op.c_str()), su(u, op.c_str());
     return make_result(op.c_str(), std::move(r), {h, u},
-                       [def, sh, su, need_h, need_u, cache](const Tensor& gg, const Tensor&) {
+                       [def, sh, su, need_h, need_u](const Tensor& gg, const Tensor&) {
                            Tensor gh, gu;
-                           if (need_h) gh = chain_op<K>(def, gg, su.get(), cache);
+                           if (need_h) gh = chain_op<K>(def, gg, su.get());
                            if (need_u) {
                                if constexpr (K < kMaxChainOrder)
                                    gu = chain_op<K + 1>(def, gg * sh.get(), su.get());
@@ -252,19 +245,11 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
         return make_result(
             op, std::move(y), {x},
             [def](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{chain_op<0>(def, g, out)}; }, true);
-    } else if constexpr (Def::saves == Saves::input) {
+    } else {
         Saved sx(x, op);
         return make_result(op, std::move(y), {x}, [def, sx](const Tensor& g, const Tensor&) {
             return std::vector<Tensor>{chain_op<0>(def, g, sx.get())};
         });
-    } else {
-        Saved sx(x, op);
-        return make_result(
-            op, std::move(y), {x},
-            [def, sx](const Tensor& g, const Tensor& out) {
-                return std::vector<Tensor>{chain_op<0>(def, g, sx.get(), out.array())};
-            },
-            true);
     }
 }
 
@@ -288,15 +273,18 @@ Tensor automatic_derivative(const F& f, const Tensor& x, int order, const std::s
 
 // --- activations with a parameter tensor: y = f(x, a), a broadcast to x's shape ------------------
 
-/// Name of the op computing h * d^(I+J) f / dx^I da^J.
-inline std::string param_op_name(const std::string& name, int i, int j) {
-    const int order = i + j;
+/// Name of the op computing h * d^(I+J) f / dx^I da^J: name_backward<order>[_<suffix><J>], where
+/// order = I + J + offset is the order of the activation's derivative it computes.
+inline std::string param_op_name(const std::string& name, int i, int j, int offset, const std::string& suffix) {
+    const int order = i + j + offset;
     std::string s = name + "_backward" + (order > 1 ? std::to_string(order) : std::string());
-    if (j > 0) s += "_param" + (j > 1 ? std::to_string(j) : std::string());
+    if (j > 0) s += "_" + suffix + (j > 1 ? std::to_string(j) : std::string());
     return s;
 }
 
-/// An activation f(x, a) of one variable and one parameter tensor.
+/// A function f(x, a) of a variable and a second tensor, with ops for all its mixed partials: an
+/// activation with a parameter tensor (a = the parameter), or the hand-written derivative df(x, y)
+/// of a user activation (a = its output y, which the graph differentiates through the forward op).
 template <class F>
 struct ParamDef {
     std::string name;
@@ -304,16 +292,18 @@ struct ParamDef {
     F f;
     std::int64_t grain = kGrainTranscendental;
 
-    ParamDef(std::string n, F f_, std::int64_t grain_ = kGrainTranscendental)
+    ParamDef(std::string n, F f_, std::int64_t grain_ = kGrainTranscendental, int offset = 0,
+             const std::string& suffix = "param")
         : name(std::move(n)), f(std::move(f_)), grain(grain_) {
         for (int i = 0; i <= kMaxParamOrder; ++i)
-            for (int j = 0; i + j <= kMaxParamOrder; ++j) op_names[i][j] = param_op_name(name, i, j);
+            for (int j = 0; i + j <= kMaxParamOrder; ++j) op_names[i][j] = param_op_name(name, i, j, offset, suffix);
     }
 };
 
 template <class F>
-std::shared_ptr<const ParamDef<F>> make_param_def(std::string name, F f, std::int64_t grain = kGrainTranscendental) {
-    return std::make_shared<const ParamDef<F>>(std::move(name), std::move(f), grain);
+std::shared_ptr<const ParamDef<F>> make_param_def(std::string name, F f, std::int64_t grain = kGrainTranscendental,
+                                                  int offset = 0, const std::string& suffix = "param") {
+    return std::make_shared<const ParamDef<F>>(std::move(name), std::move(f), grain, offset, suffix);
 }
 
 /// The parameter's values broadcast to `shape` (kept as one element when it has one).
@@ -327,7 +317,7 @@ inline Array param_values(const Tensor& a, const Shape& shape, Dtype d, const st
     return engine::broadcast_to(v, shape, op.c_str());
 }
 
-/// h * d^(I+J) f(x, a) / dx^I da^J (I + J >= 1), differentiable in h, x and a.
+/// h * d^(I+J) f(x, a) / dx^I da^J, differentiable in h, x and a.
 template <int I, int J, class Def>
 Tensor param_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& x, const Tensor& a) {
     const std::string& op = def->op_names[I][J];
@@ -377,6 +367,23 @@ Tensor param_forward(const std::shared_ptr<const Def>& def, const Tensor& x, con
         return std::vector<Tensor>{need_x ? param_op<1, 0>(def, g, sx.get(), sa.get()) : Tensor(),
                                    need_a ? param_op<0, 1>(def, g, sx.get(), sa.get()) : Tensor()};
     });
+}
+
+/// y = f(x) for an activation with a hand-written derivative df(x, y): backward is
+/// h * df(x, y) (the order-0 op of def, whose function is df), differentiable in h, x and y; the
+/// gradient that reaches y flows on through this forward op (PyTorch's sigmoid_backward pattern),
+/// so f's own formula is never differentiated.
+template <class F, class Def>
+Tensor hand_forward(const F& f, const std::shared_ptr<const Def>& def, const Tensor& x) {
+    const char* op = def->name.c_str();
+    require_defined(x, def->name);
+    Array y = simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return f(v); }, def->grain);
+    if (!needs_record({x})) return Tensor(std::move(y));
+    Saved sx(x, op);
+    return make_result(
+        op, std::move(y), {x},
+        [def, sx](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{param_op<0, 0>(def, g, sx.get(), out)}; },
+        true);
 }
 
 /// d^order f(x, a) / dx^order elementwise by duals (order 0..2; not recorded).

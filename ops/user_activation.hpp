@@ -16,8 +16,11 @@
 //     xg::Tensor y = pswish(x, beta);               // beta.requires_grad_() gets d loss / d beta
 //
 // Derivatives: backward uses f' from one dual pass; its own gradient uses f'' (two nested duals),
-// and so on up to f^(4) (parameters: mixed partials up to total order 3). The kink convention of a
-// piecewise lambda is the branch its xg::where picks at the kink (see scalar_math.hpp).
+// and so on up to f^(4) (parameters: mixed partials up to total order 3). With a hand-written df,
+// backward is h df(x, y) and higher orders are the partials of df in x and y (PyTorch's pattern:
+// the y-partial flows back through the forward op), so f's formula itself is never differentiated.
+// The kink convention of a piecewise lambda is the branch its xg::where picks at the kink (see
+// scalar_math.hpp).
 #pragma once
 #include <memory>
 #include <string>
@@ -103,21 +106,11 @@ struct AutoDerivative {
 };
 /// (x, y) -> df(x, y) as an X.
 template <class DF>
-struct HandDerivativeXY {
+struct HandDerivative {
     DF df;
     template <class X>
     X operator()(const X& x, const X& y) const {
         return value_of<X>(df(x, y));
-    }
-};
-/// x -> df(x, f(x)): the hand-written derivative as a function of x alone (for higher orders).
-template <class F, class DF>
-struct HandDerivativeX {
-    F f;
-    DF df;
-    template <class X>
-    X operator()(const X& x) const {
-        return value_of<X>(df(x, value_of<X>(f(x))));
     }
 };
 
@@ -142,19 +135,18 @@ template <class F, class DF>
 class HandActivation final : public UserActivation::Impl {
 public:
     HandActivation(std::string n, F f, DF df)
-        : f_(f),
-          def_(make_def<Saves::input_and_output>(n, f, HandDerivativeXY<DF>{df}, HandDerivativeX<F, DF>{f, df})) {
+        : f_(f), def_(make_param_def(n, HandDerivative<DF>{df}, kGrainTranscendental, 1, "y")) {
         name = std::move(n);
         hand_written = true;
     }
-    Tensor apply(const Tensor& x) const override { return elementwise_forward(def_, x); }
+    Tensor apply(const Tensor& x) const override { return hand_forward(f_, def_, x); }
     Tensor automatic_derivative(const Tensor& x, int order) const override {
         return detail::automatic_derivative(f_, x, order, name);
     }
 
 private:
     F f_;
-    std::shared_ptr<const ElementwiseDef<Saves::input_and_output, F, HandDerivativeXY<DF>, HandDerivativeX<F, DF>>> def_;
+    std::shared_ptr<const ParamDef<HandDerivative<DF>>> def_;
 };
 
 template <class F>
@@ -244,7 +236,7 @@ UserActivation activation(std::string name, F f) {
 }
 
 /// An activation f with a hand-written derivative df(x, y), y = f(x), used by backward; higher
-/// orders differentiate x -> df(x, f(x)) with duals. The lab cross-checks df against the automatic f'.
+/// orders are partials of df in x and y (by duals). The lab cross-checks df against the automatic f'.
 template <class F, class DF>
 UserActivation activation(std::string name, F f, DF df) {
     static_assert(std::is_invocable_v<const F&, double>, "xg::activation: f must be callable as f(x)");
