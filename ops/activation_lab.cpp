@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -60,14 +61,16 @@ double step_for(double x) {
 
 // Classifies each point from one-sided slopes at two step sizes: a smooth function's slopes agree
 // better as the step shrinks, a kink's differ by the same amount, and a jump's differ more.
-std::vector<Kink> point_kinks(const ActivationFn& fn, const std::vector<double>& xs) {
+using Eval = std::function<std::vector<double>(const std::vector<double>&)>;
+
+std::vector<Kink> point_kinks(const Eval& fn, const std::vector<double>& xs) {
     std::vector<double> pts;
     pts.reserve(xs.size() * 5);
     for (double x : xs) {
         const double h1 = step_for(x), h2 = h1 / 10;
         pts.insert(pts.end(), {x, x + h1, x - h1, x + h2, x - h2});
     }
-    const auto f = eval_f(fn, pts);
+    const auto f = fn(pts);
     std::vector<Kink> r;
     for (std::size_t i = 0; i < xs.size(); ++i) {
         const double x = xs[i], h1 = step_for(x), h2 = h1 / 10;
@@ -109,7 +112,7 @@ bool near_any(const std::vector<Kink>& ks, double x, double radius) {
 // explains. Bisection on secants: with the pure one-sided slopes L (at a) and R (at b), the half whose
 // secant departs more from its end's slope holds the kink. The one-sided slopes at the point it
 // converges to then tell a kink from a smooth but steep change.
-void between_point_kinks(const ActivationFn& fn, const std::vector<double>& xs, std::vector<Kink>& kinks) {
+void between_point_kinks(const Eval& fn, const std::vector<double>& xs, std::vector<Kink>& kinks) {
     if (xs.size() < 2) return;
     std::vector<double> pts;
     for (double x : xs) {
@@ -118,7 +121,7 @@ void between_point_kinks(const ActivationFn& fn, const std::vector<double>& xs, 
         pts.push_back(x - h);
         pts.push_back(x);
     }
-    const auto f = eval_f(fn, pts);
+    const auto f = fn(pts);
     std::vector<double> slope(xs.size()), value(xs.size());
     for (std::size_t i = 0; i < xs.size(); ++i) {
         slope[i] = (f[3 * i] - f[3 * i + 1]) / (2 * step_for(xs[i]));
@@ -132,7 +135,7 @@ void between_point_kinks(const ActivationFn& fn, const std::vector<double>& xs, 
         double a = xs[i], b = xs[i + 1], fa = value[i], fb = value[i + 1];
         if (!std::isfinite(fa) || !std::isfinite(fb)) continue;
         for (int it = 0; it < 60 && b - a > 1e-12 * std::max(1.0, std::fabs(a)); ++it) {
-            const double m = 0.5 * (a + b), fm = eval_f(fn, {m})[0];
+            const double m = 0.5 * (a + b), fm = fn({m})[0];
             const double sl = (fm - fa) / (m - a), sr = (fb - fm) / (b - m);
             if (std::fabs(sl - L) > std::fabs(sr - R))
                 b = m, fb = fm;
@@ -246,7 +249,9 @@ std::string CheckReport::text() const {
         os << "(not elementwise: checked on a random 3x6 input; no per-point analysis)\n";
         return os.str();
     }
-    os << "points: " << points << " (" << skipped << " within gradcheck's step of a kink left out of the checks)\n";
+    os << "points: " << points << " (" << skipped << " within gradcheck's step of a kink left out of the checks";
+    if (skipped_second) os << ", " << skipped_second << " more out of gradgradcheck";
+    os << ")\n";
     if (kinks.empty()) {
         os << "kinks: none found\n";
     } else {
@@ -257,6 +262,11 @@ std::string CheckReport::text() const {
             else
                 os << "  x = " << fmt_point(k.x) << ": f'(x-) = " << num(k.left) << ", f'(x+) = " << num(k.right) << "\n";
         }
+    }
+    if (!derivative_kinks.empty()) {
+        os << "kinks of f' (f'' jumps; left out of gradgradcheck):\n";
+        for (const auto& k : derivative_kinks)
+            os << "  x = " << fmt_point(k.x) << ": f''(x-) = " << num(k.left) << ", f''(x+) = " << num(k.right) << "\n";
     }
     os << "saturation (|f'| < " << num(saturation_threshold) << "): ";
     if (saturated.empty() && saturated_edges.empty()) os << "none";
@@ -313,10 +323,22 @@ CheckReport check(const std::string& name, const ActivationInfo& info, const Che
             all.push_back(e);
     r.points = static_cast<std::int64_t>(all.size());
 
-    // Kinks and jumps: at every point, then between sweep neighbours.
-    r.kinks = point_kinks(fn, all);
-    between_point_kinks(fn, grid, r.kinks);
-    std::sort(r.kinks.begin(), r.kinks.end(), [](const Kink& a, const Kink& b) { return a.x < b.x; });
+    // Kinks and jumps of f: at every point, then between sweep neighbours. Then the kinks of f'
+    // (where f'' jumps) away from those: gradgradcheck cannot be run across them either.
+    const Eval ef = [&fn](const std::vector<double>& xs) { return eval_f(fn, xs); };
+    const Eval ed = [&fn](const std::vector<double>& xs) { return eval_derivatives(fn, xs)[1]; };
+    auto by_x = [](const Kink& a, const Kink& b) { return a.x < b.x; };
+    r.kinks = point_kinks(ef, all);
+    between_point_kinks(ef, grid, r.kinks);
+    std::sort(r.kinks.begin(), r.kinks.end(), by_x);
+    {
+        std::vector<Kink> dk = point_kinks(ed, all);
+        between_point_kinks(ed, grid, dk);
+        for (const auto& k : dk)
+            if (!k.jump && !near_any(r.kinks, k.x, 1e-5) && !near_any(r.derivative_kinks, k.x, 1e-6))
+                r.derivative_kinks.push_back(k);
+        std::sort(r.derivative_kinks.begin(), r.derivative_kinks.end(), by_x);
+    }
 
     // f, f', f'' everywhere, in both dtypes.
     const auto d64 = eval_derivatives(fn, all, Dtype::f64);
@@ -355,7 +377,9 @@ CheckReport check(const std::string& name, const ActivationInfo& info, const Che
         }
         std::size_t j = i;
         while (j + 1 < n && std::fabs(d1[j + 1]) < o.saturation) ++j;
-        r.saturated.push_back({grid[i], grid[j]});
+        // A point or two where f' crosses zero is a stationary point (listed with the sign changes).
+        const bool stationary = j - i < 2 && i > 0 && j + 1 < n && (d1[i - 1] > 0) != (d1[j + 1] > 0);
+        if (!stationary) r.saturated.push_back({grid[i], grid[j]});
         i = j + 1;
     }
     for (std::size_t i = n; i < all.size(); ++i)
@@ -399,14 +423,22 @@ CheckReport check(const std::string& name, const ActivationInfo& info, const Che
         std::vector<double> pts;
         for (std::size_t i = 0; i < all.size(); ++i) {
             const double x = all[i];
-            if (near_any(r.kinks, x, 3e-6) || !std::isfinite(d64[0][i])) {
+            // Points with inf/NaN are reported above; in a chunk they would blur the worst point.
+            if (near_any(r.kinks, x, 3e-6) || !std::isfinite(d64[0][i]) || !std::isfinite(d64[1][i])) {
                 ++r.skipped;
                 continue;
             }
             pts.push_back(x);
         }
         r.grad = chunked_check(fn, pts, o.chunk, false);
-        r.gradgrad = chunked_check(fn, pts, o.chunk, true);
+        std::vector<double> pts2;
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const double x = all[i];
+            if (std::find(pts.begin(), pts.end(), x) == pts.end()) continue;
+            if (!near_any(r.derivative_kinks, x, 3e-6) && std::isfinite(d64[2][i])) pts2.push_back(x);
+        }
+        r.skipped_second = static_cast<std::int64_t>(pts.size() - pts2.size());
+        r.gradgrad = chunked_check(fn, pts2, o.chunk, true);
     }
     return r;
 }
@@ -564,24 +596,27 @@ std::string gnuplot_script(const std::vector<Curve>& curves, const std::string& 
             data << "\n\n";
         }
     }
-    auto quoted = [](const std::string& s) {
-        std::string r = "'";
-        for (char ch : s) r += ch == '\'' ? std::string("''") : std::string(1, ch);
-        return r + "'";
+    auto quoted = [](const std::string& s) {  // a gnuplot double-quoted string
+        std::string r = "\"";
+        for (char ch : s) {
+            if (ch == '"' || ch == '\\') r += '\\';
+            r += ch;
+        }
+        return r + "\"";
     };
     std::ostringstream s;
     s << "set terminal " << (cairo ? "pngcairo" : "png") << " size 1500,460\n";
     s << "set output " << quoted(png_path) << "\n";
-    s << "set datafile missing 'NaN'\n";
-    s << "set grid\nset key bottom right\nset xzeroaxis\nset yzeroaxis\n";
+    s << "set datafile missing \"NaN\"\n";
+    s << "set grid\nset key top left\nset xzeroaxis\nset yzeroaxis\n";
     s << "set multiplot layout 1,3\n";
     const char* titles[3] = {"f(x)", "f'(x)", "f''(x)"};
     for (int panel = 0; panel < 3; ++panel) {
         s << "set title " << quoted(titles[panel]) << "\n";
         s << "plot ";
         for (std::size_t ci = 0; ci < curves.size(); ++ci)
-            s << (ci ? ", " : "") << quoted(data_path) << " index " << ci << " using 1:" << (panel + 2) << " with lines lw 2 lc rgb '"
-              << kColors[ci % 8] << "' title " << quoted(curves[ci].name);
+            s << (ci ? ", " : "") << quoted(data_path) << " index " << ci << " using 1:" << (panel + 2)
+              << " with lines lw 2 lc rgb \"" << kColors[ci % 8] << "\" title " << quoted(curves[ci].name);
         s << "\n";
     }
     s << "unset multiplot\n";

@@ -56,7 +56,9 @@ struct CheckReport {
     std::int64_t points = 0;          ///< points analysed (sweep + edges)
     std::int64_t skipped = 0;         ///< points left out of gradcheck (within its step of a kink)
     GradcheckSummary grad, gradgrad;
+    std::int64_t skipped_second = 0;  ///< further points left out of gradgradcheck (at kinks of f')
     std::vector<Kink> kinks;          ///< sorted by x
+    std::vector<Kink> derivative_kinks;  ///< kinks of f' (f'' jumps) where f itself is smooth; left/right are f''
     std::vector<Interval> saturated;  ///< sweep intervals with |f'| < saturation
     std::vector<double> saturated_edges;  ///< edge points with |f'| < saturation
     std::vector<double> sign_changes;     ///< where f' changes sign (interpolated)

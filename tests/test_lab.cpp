@@ -53,7 +53,7 @@ BOOST_AUTO_TEST_CASE(check_catches_a_wrong_derivative_and_names_the_worst_point)
 }
 
 BOOST_AUTO_TEST_CASE(check_of_the_builtins_passes) {
-    for (const char* name : {"relu", "hardswish", "gelu", "softplus", "step", "selu", "mish"}) {
+    for (const char* name : {"relu", "hardswish", "gelu", "softplus", "step", "selu", "mish", "elu", "softsign"}) {
         const auto r = xg::lab::check(name, quick());
         BOOST_TEST(r.ok(), r.text());
     }
@@ -84,6 +84,17 @@ BOOST_AUTO_TEST_CASE(kinks_jumps_saturation_and_sign_changes) {
     BOOST_TEST_REQUIRE(shrink.kinks.size() == 2u);
     BOOST_TEST(shrink.kinks[0].jump);
     BOOST_TEST(std::fabs(shrink.kinks[1].jump_size - 0.5) < 1e-5);
+
+    // elu (alpha 1) and softsign are C1: f is smooth at 0 but f'' jumps there.
+    const auto elu = xg::lab::check("elu", o);
+    BOOST_TEST(elu.kinks.empty());
+    BOOST_TEST_REQUIRE(elu.derivative_kinks.size() == 1u);
+    BOOST_TEST(elu.derivative_kinks[0].x == 0.0);
+    BOOST_TEST(std::fabs(elu.derivative_kinks[0].left - 1.0) < 1e-4);   // f''(0-) = e^0
+    BOOST_TEST(std::fabs(elu.derivative_kinks[0].right - 0.0) < 1e-4);  // f''(0+) = 0
+    const auto softsign = xg::lab::check("softsign", o);
+    BOOST_TEST_REQUIRE(softsign.derivative_kinks.size() == 1u);
+    BOOST_TEST(std::fabs(softsign.derivative_kinks[0].left - 2.0) < 1e-4);
 
     const auto gelu = xg::lab::check("gelu", o);
     BOOST_TEST(gelu.kinks.empty());
