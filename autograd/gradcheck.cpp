@@ -277,7 +277,8 @@ void check_dense(const GradFunction& fn, Prepared& p, const GradcheckOptions& o,
         for (std::size_t i = 0; i < J.size(); ++i)
             for (std::size_t jj = 0; jj < J[i].size(); ++jj)
                 if (J[i][jj].size() != again[i][jj].size() ||
-                    std::memcmp(J[i][jj].data(), again[i][jj].data(), J[i][jj].size() * sizeof(double)) != 0) {
+                    (!J[i][jj].empty() &&  // zero-size inputs: memcmp of null pointers is undefined
+                     std::memcmp(J[i][jj].data(), again[i][jj].data(), J[i][jj].size() * sizeof(double)) != 0)) {
                     result.ok = false;
                     result.problems.push_back("backward is not reentrant: two runs differ for output " +
                                               std::to_string(i) + " / input " + std::to_string(p.diff[jj]));
