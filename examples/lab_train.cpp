@@ -305,7 +305,8 @@ int lab_train(int argc, char** argv) {
     for (const auto& r : rows)
         std::printf("%-14s %10.4f %11.2fs %9.2f%% %10.2f%% %11.4f\n", r.act.c_str(), r.acc, r.epoch_s, 100 * r.dead,
                     100 * r.saturated, r.loss);
-    std::printf("(dead: outputs exactly 0; saturated: |f'(x)| < 1e-3; both over the hidden units in the last epoch)\n");
+    std::printf("(dead: outputs exactly 0; saturated: |f'(x)| < 1e-3, which for relu-like functions are the dead units;\n"
+                " both over the hidden units in the last epoch, every 10th batch)\n");
     const std::string chart = out + "/lab_loss.svg";
     nn::write_svg_line_chart(chart, "Training loss on Fashion-MNIST by activation", "epoch", "cross-entropy (mean of 20 batches)",
                              curves);

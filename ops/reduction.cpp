@@ -49,18 +49,19 @@ Tensor extreme(const Tensor& x, const Axes& axes_in, bool keepdim, bool is_max) 
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, op);
     const Shape in = x.shape();
-    return make_result(op, std::move(y), {x},
-                       [sx, in, axes](const Tensor& g, const Tensor& out) {
-                           const Tensor& xv = sx.get();
-                           Tensor mask;
-                           {
-                               NoGradGuard ng;
-                               mask = eq(xv, expand_back(out.detach(), in, axes));
-                               mask = mask / expand_back(sum(mask, Axes(axes.begin(), axes.end()), true), in, axes);
-                           }
-                           return Grads{expand_back(g, in, axes) * mask};
-                       },
-                       true);
+    return make_result(
+        op, std::move(y), {x},
+        [sx, in, axes](const Tensor& g, const Tensor& out) {
+            const Tensor& xv = sx.get();
+            Tensor mask;
+            {
+                NoGradGuard ng;
+                mask = eq(xv, expand_back(out.detach(), in, axes));
+                mask = mask / expand_back(sum(mask, Axes(axes.begin(), axes.end()), true), in, axes);
+            }
+            return Grads{expand_back(g, in, axes) * mask};
+        },
+        true);
 }
 }  // namespace
 
@@ -153,26 +154,27 @@ Tensor prod(const Tensor& x, const Axes& axes_in, bool keepdim) {
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "prod");
     const Shape in = x.shape();
-    return make_result("prod", std::move(y), {x},
-                       [sx, in, axes](const Tensor& g, const Tensor& out) {
-                           // d prod / d x_i = product of the other elements: out / x_i without zeros.
-                           const Tensor& xv = sx.get();
-                           const Tensor gx = expand_back(g, in, axes);
-                           if (!has_zero(xv.array())) return Grads{gx * (expand_back(out, in, axes) / xv)};
-                           if (is_grad_enabled()) return Grads{gx * prod_of_others_exact(xv, axes)};
-                           // First order only (no graph recorded): at a single zero the product of the
-                           // non-zeros, 0 elsewhere in its group; all 0 when a group has two zeros.
-                           const Axes ax(axes.begin(), axes.end());
-                           const Tensor zero = scalar_like(0.0, xv), one = scalar_like(1.0, xv);
-                           const Tensor is_zero = eq(xv, zero);
-                           const Tensor nonzero = where(is_zero, one, xv);
-                           const Tensor zero_count = expand_back(sum(is_zero, ax, true), in, axes);
-                           const Tensor prod_nonzero = expand_back(prod(nonzero, ax, true), in, axes);
-                           const Tensor others = where(is_zero, where(eq(zero_count, one), prod_nonzero, zero),
-                                                       expand_back(out, in, axes) / nonzero);
-                           return Grads{gx * others};
-                       },
-                       true);
+    return make_result(
+        "prod", std::move(y), {x},
+        [sx, in, axes](const Tensor& g, const Tensor& out) {
+            // d prod / d x_i = product of the other elements: out / x_i without zeros.
+            const Tensor& xv = sx.get();
+            const Tensor gx = expand_back(g, in, axes);
+            if (!has_zero(xv.array())) return Grads{gx * (expand_back(out, in, axes) / xv)};
+            if (is_grad_enabled()) return Grads{gx * prod_of_others_exact(xv, axes)};
+            // First order only (no graph recorded): at a single zero the product of the
+            // non-zeros, 0 elsewhere in its group; all 0 when a group has two zeros.
+            const Axes ax(axes.begin(), axes.end());
+            const Tensor zero = scalar_like(0.0, xv), one = scalar_like(1.0, xv);
+            const Tensor is_zero = eq(xv, zero);
+            const Tensor nonzero = where(is_zero, one, xv);
+            const Tensor zero_count = expand_back(sum(is_zero, ax, true), in, axes);
+            const Tensor prod_nonzero = expand_back(prod(nonzero, ax, true), in, axes);
+            const Tensor others =
+                where(is_zero, where(eq(zero_count, one), prod_nonzero, zero), expand_back(out, in, axes) / nonzero);
+            return Grads{gx * others};
+        },
+        true);
 }
 
 Tensor max(const Tensor& x, const Axes& axes, bool keepdim) { return extreme(x, axes, keepdim, true); }
@@ -183,7 +185,8 @@ Tensor arg_extreme(const Tensor& x, std::optional<std::int64_t> axis, bool keepd
     const char* op = is_max ? "argmax" : "argmin";
     check_defined(x, op);
     if (!axis) {
-        if (x.numel() == 0) throw ValueError(std::string(op) + ": the input is empty (shape " + shape_str(x.shape()) + ")");
+        if (x.numel() == 0)
+            throw ValueError(std::string(op) + ": the input is empty (shape " + shape_str(x.shape()) + ")");
         return Tensor(engine::reduce_arg_extreme(x.array(), -1, keepdim, is_max));
     }
     const int a = normalize_axis(*axis, x.ndim(), op);

@@ -42,12 +42,14 @@ inline void check_values(const Tensor& t, const std::vector<double>& expected, d
     for (std::size_t i = 0; i < v.size(); ++i)
         BOOST_CHECK_MESSAGE(close(v[i], expected[i], rtol, atol),
                             "element " << i << ": got " << v[i] << ", expected " << expected[i] << " in " << t
-                                      << " expected " << xg::tensor(expected, {static_cast<std::int64_t>(expected.size())}, xg::f64));
+                                       << " expected "
+                                       << xg::tensor(expected, {static_cast<std::int64_t>(expected.size())}, xg::f64));
 }
 
 /// Checks shape and dtype of t.
 inline void check_meta(const Tensor& t, const Shape& shape, xg::Dtype dtype) {
-    BOOST_CHECK_MESSAGE(t.shape() == shape, "shape " << xg::shape_str(t.shape()) << ", expected " << xg::shape_str(shape));
+    BOOST_CHECK_MESSAGE(t.shape() == shape,
+                        "shape " << xg::shape_str(t.shape()) << ", expected " << xg::shape_str(shape));
     BOOST_CHECK_MESSAGE(t.dtype() == dtype,
                         "dtype " << xg::dtype_name(t.dtype()) << ", expected " << xg::dtype_name(dtype));
 }

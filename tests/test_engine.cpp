@@ -69,9 +69,7 @@ BOOST_AUTO_TEST_CASE(shape_helpers) {
 
 BOOST_AUTO_TEST_CASE(caching_allocator_reuses_buffers) {
     const std::size_t bytes = std::size_t(1) << 22;  // 4 MiB
-    {
-        Array warm({static_cast<std::int64_t>(bytes / 4)}, xg::f32);
-    }
+    { Array warm({static_cast<std::int64_t>(bytes / 4)}, xg::f32); }
     const auto before = xg::allocator_stats();
     BOOST_TEST(before.bytes_cached >= bytes);
     {
@@ -116,7 +114,9 @@ BOOST_AUTO_TEST_CASE(reductions_are_bit_identical_at_one_and_two_threads) {
         [&] { return xg::var(v); },
         [&] { return xg::max(m, {0}); },
         [&] { return xg::logsumexp(m, {1}); },
-        [&] { return xg::prod(xg::reshape(v, {1000, 1000}), {0}); },
+        [&] {
+            return xg::prod(xg::reshape(v, {1000, 1000}), {0});
+        },
     };
     for (std::size_t i = 0; i < fns.size(); ++i) {
         BOOST_TEST_CONTEXT("reduction " << i) {
@@ -159,7 +159,9 @@ BOOST_AUTO_TEST_CASE(elementwise_and_gradients_are_bit_identical_at_one_and_two_
         [&] { return xg::log(x) * y; },
         [&] { return xg::sin(x) / (x + y); },
         [&] { return xg::pow(x, 1.5) - xg::sqrt(x); },
-        [&] { return xg::permute(xg::reshape(x, {100, 100, 100}), {2, 0, 1}); },
+        [&] {
+            return xg::permute(xg::reshape(x, {100, 100, 100}), {2, 0, 1});
+        },
         [&] { return xg::where(xg::gt(x, xg::scalar(1.0)), x, y); },
         [&] {
             // A gradient: backward through broadcast, matmul and reductions.
@@ -204,7 +206,8 @@ BOOST_AUTO_TEST_CASE(printing) {
         os << t;
         return os.str();
     };
-    BOOST_TEST(str(xg::tensor({1, 2, 3, 4}, {2, 2})) == "tensor([[1, 2],\n        [3, 4]], shape=[2,2], dtype=float32)");
+    BOOST_TEST(str(xg::tensor({1, 2, 3, 4}, {2, 2})) ==
+               "tensor([[1, 2],\n        [3, 4]], shape=[2,2], dtype=float32)");
     BOOST_TEST(str(xg::scalar(3.25, xg::f64)) == "tensor(3.25, shape=[], dtype=float64)");
     BOOST_TEST(str(xg::tensor_i64({1, -2})) == "tensor([1, -2], shape=[2], dtype=int64)");
     BOOST_TEST(str(xg::zeros({0, 3})) == "tensor([], shape=[0,3], dtype=float32)");

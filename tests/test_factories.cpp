@@ -11,7 +11,9 @@ using xg::Tensor;
 
 namespace {
 
-double mean_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+double mean_of(const std::vector<double>& v) {
+    return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
 double std_of(const std::vector<double>& v) {
     const double m = mean_of(v);
     double s = 0;
@@ -85,8 +87,8 @@ BOOST_AUTO_TEST_CASE(arange_linspace_eye) {
     check_meta(xg::arange(3, 3), {0}, xg::f32);
     check_meta(xg::arange(3, 0), {0}, xg::f32);
     check_meta(xg::arange(0, 4, 1, xg::i64), {4}, xg::i64);
-    check_values(xg::arange(0, 1, 0.1, xg::f64), {0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5, 0.6000000000000001,
-                                                   0.7000000000000001, 0.8, 0.9});
+    check_values(xg::arange(0, 1, 0.1, xg::f64),
+                 {0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5, 0.6000000000000001, 0.7000000000000001, 0.8, 0.9});
     BOOST_CHECK_EXCEPTION(xg::arange(0, 1, 0), xg::ValueError, msg_has({"arange", "step"}));
     BOOST_CHECK_EXCEPTION(xg::arange(0, INFINITY), xg::ValueError, msg_has({"arange", "finite"}));
     check_values(xg::linspace(0, 1, 5, xg::f64), {0, 0.25, 0.5, 0.75, 1});

@@ -48,9 +48,10 @@ std::vector<double> ref_matmul(const Tensor& a, const Tensor& b, xg::Shape& out_
 
 const std::vector<std::pair<xg::Shape, xg::Shape>>& shape_pairs() {
     static const std::vector<std::pair<xg::Shape, xg::Shape>> p = {
-        {{3}, {3}},          {{3}, {3, 2}},          {{2, 3}, {3}},       {{2, 3}, {3, 4}},     {{1, 1}, {1, 1}},
-        {{2, 2, 3}, {3, 2}}, {{3, 2}, {2, 2, 4}},    {{2, 1, 2, 3}, {3, 3, 2}}, {{3}, {2, 3, 2}}, {{2, 2, 3}, {3}},
-        {{0, 3}, {3, 2}},    {{2, 0}, {0, 3}},       {{2, 3}, {3, 0}},    {{0, 2, 3}, {3, 2}},  {{0}, {0}},
+        {{3}, {3}},       {{3}, {3, 2}},       {{2, 3}, {3}},       {{2, 3}, {3, 4}},
+        {{1, 1}, {1, 1}}, {{2, 2, 3}, {3, 2}}, {{3, 2}, {2, 2, 4}}, {{2, 1, 2, 3}, {3, 3, 2}},
+        {{3}, {2, 3, 2}}, {{2, 2, 3}, {3}},    {{0, 3}, {3, 2}},    {{2, 0}, {0, 3}},
+        {{2, 3}, {3, 0}}, {{0, 2, 3}, {3, 2}}, {{0}, {0}},
     };
     return p;
 }
@@ -67,7 +68,7 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
     check_meta(xg::matmul(xg::tensor({1, 2, 3}, {3}, xg::f64), xg::tensor({4, 5, 6}, {3}, xg::f64)), {}, xg::f64);
     check_values(xg::matmul(a, xg::tensor({1, 1, 1}, {3}, xg::f64)), {6, 15});
     check_values(xg::matmul(xg::tensor({1, 1}, {2}, xg::f64), a), {5, 7, 9});
-    check_values(xg::matmul_t(a, a, false, true), {14, 32, 32, 77});  // a a^T
+    check_values(xg::matmul_t(a, a, false, true), {14, 32, 32, 77});                      // a a^T
     check_values(xg::matmul_t(a, a, true, false), {17, 22, 27, 22, 29, 36, 27, 36, 45});  // a^T a
     check_values(xg::matmul_t(b, a, true, true), {1 + 3 * 0 + 1 * 0 + 0 + 3, 4 + 6, 2 + 3, 5 + 6});
 }
@@ -103,7 +104,8 @@ BOOST_AUTO_TEST_CASE(large_tiled_gemms_match_a_triple_loop) {
                                            {{100, 300}, {600, 300}, false, true},
                                            {{300, 100}, {300, 600}, true, false},
                                            {{2, 130, 64}, {64, 600}, false, false}}) {
-        BOOST_TEST_CONTEXT(xg::shape_str(c.a) << (c.ta ? "^T" : "") << " @ " << xg::shape_str(c.b) << (c.tb ? "^T" : "")) {
+        BOOST_TEST_CONTEXT(xg::shape_str(c.a)
+                           << (c.ta ? "^T" : "") << " @ " << xg::shape_str(c.b) << (c.tb ? "^T" : "")) {
             const Tensor a = xg::randn(c.a, xg::f64), b = xg::randn(c.b, xg::f64);
             const Tensor at = c.ta ? xg::transpose(a, -1, -2) : a, bt = c.tb ? xg::transpose(b, -1, -2) : b;
             xg::Shape shape;

@@ -89,8 +89,9 @@ struct AxesCase {
 };
 const std::vector<AxesCase>& axes_cases() {
     static const std::vector<AxesCase> c = {
-        {{2, 3, 4}, {}},  {{2, 3, 4}, {0}},    {{2, 3, 4}, {1}},  {{2, 3, 4}, {-1}}, {{2, 3, 4}, {0, 2}},
-        {{2, 3, 4}, {0, 1}}, {{2, 3, 4}, {2, 0, 1}}, {{}, {}}, {{1}, {0}}, {{5}, {}}, {{3, 1}, {1}},
+        {{2, 3, 4}, {}},     {{2, 3, 4}, {0}},    {{2, 3, 4}, {1}},       {{2, 3, 4}, {-1}},
+        {{2, 3, 4}, {0, 2}}, {{2, 3, 4}, {0, 1}}, {{2, 3, 4}, {2, 0, 1}}, {{}, {}},
+        {{1}, {0}},          {{5}, {}},           {{3, 1}, {1}},
     };
     return c;
 }
@@ -114,8 +115,8 @@ BOOST_AUTO_TEST_CASE(hand_computed_values) {
     check_values(xg::min(x, {1}), {1, 4});
     check_values(xg::argmax(x), {5});
     check_values(xg::argmin(x, 1), {0, 0});
-    check_values(xg::logsumexp(x, {1}), {std::log(std::exp(1) + std::exp(2) + std::exp(3)),
-                                         std::log(std::exp(4) + std::exp(5) + std::exp(6))},
+    check_values(xg::logsumexp(x, {1}),
+                 {std::log(std::exp(1) + std::exp(2) + std::exp(3)), std::log(std::exp(4) + std::exp(5) + std::exp(6))},
                  1e-15);
     check_meta(xg::sum(x), {}, xg::f64);
     check_meta(xg::max(x, {}, true), {1, 1}, xg::f64);
@@ -155,8 +156,7 @@ BOOST_AUTO_TEST_CASE(large_reductions_match_the_plain_loop) {
     // Above the grain and chunk sizes: leading-axis, trailing-axis, middle-axis and full sums.
     xg::manual_seed(22);
     const Tensor x = xg::randn({64, 50, 40}, xg::f64);
-    for (const std::vector<std::int64_t>& axes :
-         {std::vector<std::int64_t>{}, {0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}}) {
+    for (const std::vector<std::int64_t>& axes : {std::vector<std::int64_t>{}, {0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}}) {
         BOOST_TEST_CONTEXT("axes " << xg::shape_str(axes)) {
             const Reduced r = ref_groups(x, axes, false);
             check_values(xg::sum(x, axes), fold(r, ref_sum), 1e-12, 1e-12);
@@ -372,7 +372,8 @@ BOOST_AUTO_TEST_CASE(logsumexp_is_stable) {
     xg::logsumexp(l).backward();
     const double z = 1 + std::exp(-1.0) + std::exp(-2.0);
     check_values(l.grad(), {1 / z, std::exp(-1.0) / z, std::exp(-2.0) / z}, 1e-14);
-    XGT_CHECK_GRADS([](const Inputs& in) { return xg::logsumexp(in[0], {0}); }, {leaf({1e4, 1e4 + 1, -20, 20}, {2, 2})});
+    XGT_CHECK_GRADS([](const Inputs& in) { return xg::logsumexp(in[0], {0}); },
+                    {leaf({1e4, 1e4 + 1, -20, 20}, {2, 2})});
 }
 
 BOOST_AUTO_TEST_CASE(reductions_record_nothing_under_no_grad) {

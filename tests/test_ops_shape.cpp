@@ -63,9 +63,15 @@ BOOST_AUTO_TEST_CASE(reshape_flatten_squeeze_unsqueeze) {
 }
 
 BOOST_AUTO_TEST_CASE(permute_and_transpose_match_an_index_loop) {
-    for (const auto& [shape, perm] : std::vector<std::pair<xg::Shape, std::vector<std::int64_t>>>{
-             {{2, 3, 4}, {2, 0, 1}}, {{2, 3, 4}, {1, 0, 2}}, {{2, 3, 4, 5}, {3, 1, 0, 2}}, {{5, 7}, {1, 0}},
-             {{2, 3}, {0, 1}}, {{200, 300}, {1, 0}}, {{40, 50, 60}, {2, 1, 0}}, {{2, 0, 3}, {2, 0, 1}}}) {
+    for (const auto& [shape, perm] :
+         std::vector<std::pair<xg::Shape, std::vector<std::int64_t>>>{{{2, 3, 4}, {2, 0, 1}},
+                                                                      {{2, 3, 4}, {1, 0, 2}},
+                                                                      {{2, 3, 4, 5}, {3, 1, 0, 2}},
+                                                                      {{5, 7}, {1, 0}},
+                                                                      {{2, 3}, {0, 1}},
+                                                                      {{200, 300}, {1, 0}},
+                                                                      {{40, 50, 60}, {2, 1, 0}},
+                                                                      {{2, 0, 3}, {2, 0, 1}}}) {
         BOOST_TEST_CONTEXT(xg::shape_str(shape) << " perm " << xg::shape_str(perm)) {
             const Tensor x = iota(shape);
             const Tensor y = xg::permute(x, perm);
@@ -116,9 +122,17 @@ BOOST_AUTO_TEST_CASE(slice_follows_python_semantics) {
         for (std::int64_t i = clampi(start); i < clampi(stop); i += step) r.push_back(static_cast<double>(i));
         return r;
     };
-    for (auto [a, b, s] : std::vector<std::array<std::int64_t, 3>>{
-             {0, 10, 1}, {2, 7, 1}, {2, 7, 2}, {1, 10, 3}, {-3, 10, 1}, {-100, 100, 4}, {5, 2, 1}, {-1, -5, 1},
-             {7, 7, 1}, {0, -1, 2}, {9, 100, 5}}) {
+    for (auto [a, b, s] : std::vector<std::array<std::int64_t, 3>>{{0, 10, 1},
+                                                                   {2, 7, 1},
+                                                                   {2, 7, 2},
+                                                                   {1, 10, 3},
+                                                                   {-3, 10, 1},
+                                                                   {-100, 100, 4},
+                                                                   {5, 2, 1},
+                                                                   {-1, -5, 1},
+                                                                   {7, 7, 1},
+                                                                   {0, -1, 2},
+                                                                   {9, 100, 5}}) {
         BOOST_TEST_CONTEXT(a << ":" << b << ":" << s) {
             const auto expected = py(10, a, b, s);
             const Tensor y = xg::slice(x, 0, a, b, s);
@@ -221,9 +235,17 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck) {
         {"sum_to", [](const Tensor& t) { return xg::sum_to(t, t.ndim() ? xg::Shape{t.shape().back()} : xg::Shape{}); }},
         {"slice", [](const Tensor& t) { return t.ndim() ? xg::slice(t, -1, 1, 100, 2) : t * 1.0; }},
         {"index_select",
-         [](const Tensor& t) { return t.ndim() ? xg::index_select(t, -1, xg::tensor_i64({0, 0, -1}, {3})) : t * 1.0; }},
-        {"concat", [](const Tensor& t) { return t.ndim() ? xg::concat({t, t * 2.0, t}, -1) : t * 1.0; }},
-        {"stack", [](const Tensor& t) { return xg::stack({t, t * t}, 0); }},
+         [](const Tensor& t) {
+             return t.ndim() ? xg::index_select(t, -1, xg::tensor_i64({0, 0, -1}, {3})) : t * 1.0;
+         }},
+        {"concat",
+         [](const Tensor& t) {
+             return t.ndim() ? xg::concat({t, t * 2.0, t}, -1) : t * 1.0;
+         }},
+        {"stack",
+         [](const Tensor& t) {
+             return xg::stack({t, t * t}, 0);
+         }},
         {"split", [](const Tensor& t) { return t.ndim() ? xg::split(t, 1, 0).back() : t * 1.0; }},
     };
     for (const auto& [name, op] : ops) {
@@ -274,12 +296,27 @@ BOOST_AUTO_TEST_CASE(third_derivatives) {
     const Tensor gi = xg::tensor_i64({0, 3, 3, 1, 2, 2}, {3, 2});
     const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
         {"slice", [](const Tensor& t) { return xg::cos(xg::slice(t * t, 1, 1, 4, 2)); }},
-        {"index_select", [](const Tensor& t) { return xg::cos(xg::index_select(t * t, 1, xg::tensor_i64({3, 0, 3}, {3}))); }},
+        {"index_select",
+         [](const Tensor& t) {
+             return xg::cos(xg::index_select(t * t, 1, xg::tensor_i64({3, 0, 3}, {3})));
+         }},
         {"gather", [gi](const Tensor& t) { return xg::cos(xg::gather(t * t, 1, gi)); }},
-        {"concat", [](const Tensor& t) { return xg::cos(xg::concat({t * t, t}, 0)); }},
-        {"permute", [](const Tensor& t) { return xg::cos(xg::permute(t * t, {1, 0})); }},
-        {"broadcast_to", [](const Tensor& t) { return xg::cos(xg::broadcast_to(t * t, {2, 3, 4})); }},
-        {"sum_to", [](const Tensor& t) { return xg::cos(xg::sum_to(t * t, {1, 4})); }},
+        {"concat",
+         [](const Tensor& t) {
+             return xg::cos(xg::concat({t * t, t}, 0));
+         }},
+        {"permute",
+         [](const Tensor& t) {
+             return xg::cos(xg::permute(t * t, {1, 0}));
+         }},
+        {"broadcast_to",
+         [](const Tensor& t) {
+             return xg::cos(xg::broadcast_to(t * t, {2, 3, 4}));
+         }},
+        {"sum_to",
+         [](const Tensor& t) {
+             return xg::cos(xg::sum_to(t * t, {1, 4}));
+         }},
     };
     for (const auto& [name, op] : ops) {
         BOOST_TEST_CONTEXT(name) {
@@ -329,7 +366,8 @@ BOOST_AUTO_TEST_CASE(one_hot) {
     check_values(xg::argmax(oh, -1), labels.to_vector<double>());
     BOOST_CHECK_EXCEPTION(xg::one_hot(labels, 2), xg::IndexError, msg_has({"one_hot", "class 2", "2 classes"}));
     BOOST_CHECK_EXCEPTION(xg::one_hot(xg::tensor_i64({-1}, {1}), 3), xg::IndexError, msg_has({"one_hot", "-1"}));
-    BOOST_CHECK_EXCEPTION(xg::one_hot(xg::tensor({1}, {1}), 3), xg::DtypeError, msg_has({"one_hot", "int64", "float32"}));
+    BOOST_CHECK_EXCEPTION(xg::one_hot(xg::tensor({1}, {1}), 3), xg::DtypeError,
+                          msg_has({"one_hot", "int64", "float32"}));
     BOOST_CHECK_EXCEPTION(xg::one_hot(xg::tensor_i64({}, {0})), xg::ValueError, msg_has({"one_hot", "empty"}));
     BOOST_CHECK_EXCEPTION(xg::one_hot(labels, -4), xg::ValueError, msg_has({"one_hot", "-4"}));
 }
@@ -357,8 +395,7 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw_with_op_and_shapes) {
     BOOST_CHECK_EXCEPTION(xg::slice(x, 3, 0, 2), xg::IndexError, msg_has({"slice", "axis 3"}));
     BOOST_CHECK_EXCEPTION(xg::slice(xg::scalar(1), 0, 0, 1), xg::IndexError, msg_has({"slice", "0-d"}));
     const Tensor idx = xg::tensor_i64({0, 5}, {2});
-    BOOST_CHECK_EXCEPTION(xg::index_select(x, 1, idx), xg::IndexError,
-                          msg_has({"index_select", "index 5", "size 3"}));
+    BOOST_CHECK_EXCEPTION(xg::index_select(x, 1, idx), xg::IndexError, msg_has({"index_select", "index 5", "size 3"}));
     BOOST_CHECK_EXCEPTION(xg::index_select(x, 0, xg::tensor({0}, {1})), xg::DtypeError,
                           msg_has({"index_select", "int64", "float32"}));
     BOOST_CHECK_EXCEPTION(xg::index_select(x, 0, xg::tensor_i64({0, 1}, {1, 2})), xg::ShapeError,

@@ -10,7 +10,7 @@ cmake --build --preset bench
 out=build/bench/results
 rm -rf "$out" && mkdir -p "$out"
 workloads=("$@")
-((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6)
+((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP)
 echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores; xgrad: TBB threads as listed," \
      "OpenBLAS single-threaded inside TBB tasks; LibTorch: at::set_num_threads as listed"
 for w in "${workloads[@]}"; do
