@@ -27,6 +27,7 @@
 #include "nn/data.hpp"
 #include "nn/stats.hpp"
 #include "nn/metrics.hpp"
+#include "nn/parallel.hpp"
 #include "ops/dual.hpp"
 #include "ops/scalar_math.hpp"
 #include "ops/user_activation.hpp"

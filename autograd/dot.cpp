@@ -29,8 +29,8 @@ std::string to_dot(const Tensor& root) {
        << "  graph [rankdir=TB];\n"
        << "  node [fontname=\"Helvetica\", fontsize=10];\n"
        << "  edge [fontname=\"Helvetica\", fontsize=9];\n";
-    os << "  output [label=\"output\\n" << describe(root.shape(), root.dtype())
-       << "\", shape=doubleoctagon, style=filled, fillcolor=\"#f4cccc\"];\n";
+    os << "  output [label=\"output\\n"
+       << describe(root.shape(), root.dtype()) << "\", shape=doubleoctagon, style=filled, fillcolor=\"#f4cccc\"];\n";
 
     const std::shared_ptr<Node> top = root.grad_fn();
     if (!top) {
@@ -72,11 +72,12 @@ std::string to_dot(const Tensor& root) {
         const bool several = n.inputs().size() > 1;
         for (std::size_t i = 0; i < n.inputs().size(); ++i) {
             const Node::Input& in = n.inputs()[i];
-            const Shape shape = in.same_shape ? it.shape : in.shape;
+            const Shape shape = in.shape(it.shape);
             const std::string label = several ? " [label=\"" + std::to_string(i) + "\"]" : std::string();
             if (!in.fn) {
                 // An input that needs no gradient (constant or integer tensor).
-                os << "  c" << const_id << " [label=\"constant\\n" << describe(shape, in.dtype)
+                os << "  c" << const_id << " [label=\"constant\\n"
+                   << describe(shape, in.dtype)
                    << "\", shape=note, style=filled, fillcolor=\"#eeeeee\", fontcolor=\"#555555\"];\n";
                 edges << "  c" << const_id++ << " -> n" << id << label << ";\n";
                 continue;

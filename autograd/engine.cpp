@@ -191,7 +191,9 @@ bool is_anomaly_enabled() { return t_anomaly; }
 AnomalyGuard::AnomalyGuard() : prev_(t_anomaly) { t_anomaly = true; }
 AnomalyGuard::~AnomalyGuard() { t_anomaly = prev_; }
 
-std::string Node::creation_trace() const { return creation_frames_.empty() ? std::string() : format_trace(creation_frames_); }
+std::string Node::creation_trace() const {
+    return extras_ && !extras_->creation_frames.empty() ? format_trace(extras_->creation_frames) : std::string();
+}
 
 bool detail::anomaly_enabled_fast() { return t_anomaly; }
 
@@ -221,10 +223,11 @@ private:
 };
 
 std::shared_ptr<Node> grad_accumulator(const std::shared_ptr<TensorImpl>& leaf) {
-    if (auto acc = leaf->grad_accumulator.lock()) return acc;
-    auto acc = std::make_shared<AccumulateGrad>(leaf);
+    auto& state = leaf->leaf();
+    if (auto acc = state.grad_accumulator.lock()) return acc;
+    auto acc = detail::make_pooled<AccumulateGrad>(leaf);
     acc->sequence_nr_ = t_sequence++;
-    leaf->grad_accumulator = acc;
+    state.grad_accumulator = acc;
     return acc;
 }
 
@@ -232,7 +235,7 @@ std::shared_ptr<Node> grad_accumulator(const std::shared_ptr<TensorImpl>& leaf) 
 std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
     if (impl->grad_fn) return impl->grad_fn;
     if (impl->is_saved_alias) {
-        auto base = impl->alias_of.lock();
+        auto base = impl->leaf_state ? impl->leaf_state->alias_of.lock() : nullptr;
         return base ? gradient_edge(base) : nullptr;
     }
     if (impl->requires_grad) return grad_accumulator(impl);
@@ -241,16 +244,17 @@ std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
 
 // The alias under which a leaf that requires grad is saved (see Saved), shared by all ops.
 Tensor saved_alias(const std::shared_ptr<TensorImpl>& leaf) {
-    if (auto a = leaf->saved_alias.lock();
-        a && a->value.shares_storage(leaf->value) && a->value.shape() == leaf->value.shape() &&
-        a->value.dtype() == leaf->value.dtype())
+    auto& state = leaf->leaf();
+    if (auto a = state.saved_alias.lock(); a && a->value.shares_storage(leaf->value) &&
+                                           a->value.shape() == leaf->value.shape() &&
+                                           a->value.dtype() == leaf->value.dtype())
         return Tensor(std::move(a));
-    auto a = std::make_shared<TensorImpl>();
+    auto a = detail::make_pooled<TensorImpl>();
     a->value = leaf->value;
     a->requires_grad = true;
     a->is_saved_alias = true;
-    a->alias_of = leaf;
-    leaf->saved_alias = a;
+    a->leaf().alias_of = leaf;
+    state.saved_alias = a;
     return Tensor(std::move(a));
 }
 
@@ -279,14 +283,16 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         if (!t.defined()) continue;
         in.fn = gradient_edge(t.impl());
         in.dtype = t.dtype();
-        if (t.shape() == value.shape())
-            in.same_shape = true;
-        else
-            in.shape = t.shape();
+        if (t.shape() != value.shape()) in.own_shape = std::make_unique<const Shape>(t.shape());
     }
-    node->sequence_nr_ = t_sequence++;
-    if (t_anomaly) node->creation_frames_ = capture_frames();
-    auto impl = std::make_shared<TensorImpl>();
+    // Above every input's number (also for inputs recorded on other threads): see run().
+    std::uint64_t seq = t_sequence;
+    for (const auto& in : node->inputs_)
+        if (in.fn && in.fn->sequence_nr_ >= seq) seq = in.fn->sequence_nr_ + 1;
+    node->sequence_nr_ = seq;
+    t_sequence = seq + 1;
+    if (t_anomaly) node->extras().creation_frames = capture_frames();
+    auto impl = detail::make_pooled<TensorImpl>();
     impl->value = std::move(value);
     if (save_output) {
         node->save_output_ = true;
@@ -305,7 +311,7 @@ Tensor make_result(const char* name, Array value, const std::vector<Tensor>& inp
     for (const auto& t : inputs) ptrs.push_back(&t);
     if (t_anomaly) detail::check_forward_anomaly(name, value, ptrs.data(), ptrs.size());
     if (!needs_record(inputs)) return Tensor(std::move(value));
-    auto node = std::make_shared<detail::RuleNode<BackwardRule>>(name, std::move(rule));
+    auto node = detail::make_pooled<detail::RuleNode<BackwardRule>>(name, std::move(rule));
     return detail::record(std::move(node), std::move(value), ptrs.data(), ptrs.size(), save_output);
 }
 
@@ -329,22 +335,25 @@ const Tensor& Saved::get() const {
 
 std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
     if (released_)
-        throw GraphError(name() + ": trying to backward through the graph a second time (the values this op saved for its "
-                                  "gradient were freed after the first backward); pass retain_graph=true the first time");
+        throw GraphError(name() +
+                         ": trying to backward through the graph a second time (the values this op saved for its "
+                         "gradient were freed after the first backward); pass retain_graph=true the first time");
     Tensor y;
     if (save_output_) {
         if (auto out = output_.lock()) {
             y = Tensor(std::move(out));
         } else {
-            auto impl = std::make_shared<TensorImpl>();
-            impl->value = saved_output_;
+            if (!extras_ || !extras_->adopted_output.defined()) throw GraphError(name() + ": its saved output is gone");
+            auto impl = detail::make_pooled<TensorImpl>();
+            impl->value = extras_->adopted_output;
             impl->grad_fn = shared_from_this();
             y = Tensor(std::move(impl));
         }
         if (y.array().version() != saved_version_)
             throw GraphError(name() + ": its output (shape " + shape_str(y.shape()) +
                              "), needed for the gradient, was modified by an in-place operation (version " +
-                             std::to_string(y.array().version()) + ", expected " + std::to_string(saved_version_) + ")");
+                             std::to_string(y.array().version()) + ", expected " + std::to_string(saved_version_) +
+                             ")");
     }
     RuleScope scope;
     return call_rule(g, y);
@@ -353,7 +362,7 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
 void detail::OpNode::release() {
     if (!holds_state_ && !save_output_) return;  // nothing saved: another backward is fine (as PyTorch)
     free_rule();
-    saved_output_ = Array();
+    if (extras_) extras_->adopted_output = Array();
     output_.reset();
     released_ = true;
 }
@@ -363,7 +372,7 @@ namespace {
 
 // Brings a rule's gradient to the input's shape and dtype (un-broadcasting with sum_to).
 Tensor conform(Tensor&& g, const Node::Input& in, const Shape& out_shape, const Node& node, std::size_t i) {
-    const Shape& want = in.same_shape ? out_shape : in.shape;
+    const Shape& want = in.shape(out_shape);
     Tensor r = std::move(g);
     if (r.shape() != want) {
         bool ok = r.ndim() >= want.size();
@@ -423,17 +432,80 @@ Tensor run_hooks(const std::vector<std::function<Tensor(const Tensor&)>>& hooks,
         Tensor r = hook(g);
         if (!r.defined()) continue;
         if (r.shape() != g.shape())
-            throw GraphError("hook on the " + (node.is_accumulator() ? std::string("leaf") : "output of " + node.name()) +
-                             " returned a gradient of shape " + shape_str(r.shape()) + " instead of " +
-                             shape_str(g.shape()));
+            throw GraphError(
+                "hook on the " + (node.is_accumulator() ? std::string("leaf") : "output of " + node.name()) +
+                " returned a gradient of shape " + shape_str(r.shape()) + " instead of " + shape_str(g.shape()));
         g = r.dtype() == g.dtype() ? std::move(r) : r.to(g.dtype());
     }
     return g;
 }
 
+// Work vectors of a pass, reused: over a long chain they are large, and fresh ones would be
+// mapped and page-faulted on every backward. A nested pass (a hook that calls backward) leases
+// its own.
+struct Scratch {
+    std::vector<Node*> discovered;
+    std::vector<Node*> heap;
+    std::vector<std::pair<Node*, std::size_t>> frames;
+};
+thread_local std::vector<std::unique_ptr<Scratch>> t_scratch;
+
+class ScratchLease {
+public:
+    ScratchLease() {
+        if (t_scratch.empty()) {
+            s_ = std::make_unique<Scratch>();
+        } else {
+            s_ = std::move(t_scratch.back());
+            t_scratch.pop_back();
+        }
+    }
+    ~ScratchLease() {
+        s_->discovered.clear();
+        s_->heap.clear();
+        s_->frames.clear();
+        t_scratch.push_back(std::move(s_));
+    }
+    Scratch* operator->() { return s_.get(); }
+
+private:
+    std::unique_ptr<Scratch> s_;
+};
+
+// grad() mode: marks the nodes that have a captured node at or below them (iterative post-order).
+void mark_needed(const std::vector<std::shared_ptr<Node>>& roots, std::uint64_t epoch,
+                 std::vector<std::pair<Node*, std::size_t>>& stack) {
+    auto visit = [&](Node* n) {
+        n->visit_epoch_ = epoch;
+        n->needed_ = n->is_capture_;
+        stack.emplace_back(n, 0);
+    };
+    for (const auto& root : roots) {
+        if (root->visit_epoch_ == epoch) continue;
+        visit(root.get());
+        while (!stack.empty()) {
+            auto& [n, next] = stack.back();
+            if (next < n->inputs_.size()) {
+                Node* c = n->inputs_[next++].fn.get();
+                if (c && c->visit_epoch_ != epoch) visit(c);  // invalidates n, next
+            } else {
+                Node* done = n;
+                stack.pop_back();
+                if (!done->needed_)
+                    for (const auto& in : done->inputs_)
+                        if (in.fn && in.fn->needed_) done->needed_ = true;
+            }
+        }
+    }
+}
+
+// The pass. Every edge goes from a node to an older one (record() gives a node a sequence number
+// above its inputs'), so running the newest discovered node first is a topological order: when a
+// node runs, every node that can still send it a gradient is newer and has already run. No
+// dependency-counting pre-pass is needed; a node is discovered when it first receives a gradient.
 void run(BackwardTask& task) {
     const bool capture_mode = task.captured != nullptr;
-    // 1. Root nodes.
+    const bool create_graph = task.create_graph;
     std::vector<std::shared_ptr<Node>> root_nodes;
     root_nodes.reserve(task.roots.size());
     for (std::size_t i = 0; i < task.roots.size(); ++i) {
@@ -446,77 +518,44 @@ void run(BackwardTask& task) {
         root_nodes.push_back(std::move(n));
     }
 
-    // Resets the engine state of every touched node, also when a rule or hook throws.
-    std::vector<Node*> visited;
+    ScratchLease scratch;
+    std::vector<Node*>& discovered = scratch->discovered;
+    std::vector<Node*>& heap = scratch->heap;
+    // On success every discovered node has run and left no state behind; after an exception the
+    // pending gradient buffers are dropped here (they may hold graphs).
     struct Cleanup {
         std::vector<Node*>& nodes;
         BackwardTask& task;
+        bool done = false;
         ~Cleanup() {
-            for (Node* n : nodes) {
-                n->dependencies_ = 0;
-                n->grad_buffer_ = Tensor();
-                n->buffer_owned_ = false;
-                n->needed_ = false;
-            }
+            if (!done)
+                for (Node* n : nodes) {
+                    n->grad_buffer_ = Tensor();
+                    n->buffer_owned_ = false;
+                }
             for (auto& c : task.capture_nodes) c->is_capture_ = false;
         }
-    } cleanup{visited, task};
-    for (auto& c : task.capture_nodes) c->is_capture_ = true;
+    } cleanup{discovered, task};
 
-    // 2. Dependency counts over the reachable graph (iterative post-order DFS); in grad() mode
-    //    also which nodes have a captured node at or below them (only those need to run).
-    const std::uint64_t epoch = ++g_epoch;
-    {
-        struct Frame {
-            Node* node;
-            std::size_t next;
-        };
-        std::vector<Frame> stack;
-        auto visit = [&](Node* n) {
-            n->visit_epoch_ = epoch;
-            n->dependencies_ = 0;
-            n->grad_buffer_ = Tensor();
-            n->buffer_owned_ = false;
-            n->needed_ = n->is_capture_;
-            visited.push_back(n);
-            stack.push_back({n, 0});
-        };
-        for (auto& root : root_nodes) {
-            if (root->visit_epoch_ == epoch) continue;
-            visit(root.get());
-            while (!stack.empty()) {
-                Frame& f = stack.back();
-                if (f.next < f.node->inputs_.size()) {
-                    Node* c = f.node->inputs_[f.next++].fn.get();
-                    if (!c) continue;
-                    if (c->visit_epoch_ != epoch) visit(c);  // invalidates f
-                    ++c->dependencies_;
-                } else {
-                    Node* n = f.node;
-                    stack.pop_back();
-                    if (capture_mode && !n->needed_)
-                        for (const auto& in : n->inputs_)
-                            if (in.fn && in.fn->needed_) n->needed_ = true;
-                }
-            }
-        }
+    const std::uint64_t epoch = g_epoch.fetch_add(2) + 2;  // epoch - 1 marks grad()'s pre-pass
+    if (capture_mode) {
+        for (auto& c : task.capture_nodes) c->is_capture_ = true;
+        mark_needed(root_nodes, epoch - 1, scratch->frames);
     }
 
-    // 3. Seed the roots; a node runs once every parent has sent its gradient, the most recently
-    //    created first among the ready ones (as PyTorch).
-    const bool create_graph = task.create_graph;
-    for (std::size_t i = 0; i < root_nodes.size(); ++i) accumulate(*root_nodes[i], Tensor(task.root_grads[i]), create_graph);
     auto later_first = [](const Node* a, const Node* b) { return a->sequence_nr_ < b->sequence_nr_; };
-    std::vector<Node*> ready;
-    auto push_ready = [&](Node* n) {
-        ready.push_back(n);
-        std::push_heap(ready.begin(), ready.end(), later_first);
+    auto discover = [&](Node* n) {
+        if (n->visit_epoch_ == epoch) return;
+        n->visit_epoch_ = epoch;
+        discovered.push_back(n);
+        heap.push_back(n);
+        std::push_heap(heap.begin(), heap.end(), later_first);
     };
     for (std::size_t i = 0; i < root_nodes.size(); ++i) {
         Node* n = root_nodes[i].get();
-        bool dup = false;
-        for (std::size_t k = 0; k < i; ++k) dup |= root_nodes[k].get() == n;
-        if (!dup && n->dependencies_ == 0) push_ready(n);
+        if (capture_mode && !n->needed_) continue;
+        discover(n);  // first, so that Cleanup sees every buffer that may hold a gradient
+        accumulate(*n, Tensor(task.root_grads[i]), create_graph);
     }
 
     std::optional<NoGradGuard> no_grad;
@@ -526,29 +565,20 @@ void run(BackwardTask& task) {
     else
         no_grad.emplace();
 
-    // 4. Run.
-    while (!ready.empty()) {
-        std::pop_heap(ready.begin(), ready.end(), later_first);
-        Node* node = ready.back();
-        ready.pop_back();
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), later_first);
+        Node* node = heap.back();
+        heap.pop_back();
         Tensor g = std::move(node->grad_buffer_);
         node->grad_buffer_ = Tensor();
         bool owned = node->buffer_owned_;
         node->buffer_owned_ = false;
-        auto release_inputs = [&] {
-            for (auto& in : node->inputs_)
-                if (in.fn && --in.fn->dependencies_ == 0) push_ready(in.fn.get());
-        };
-        if ((capture_mode && !node->needed_) || !g.defined()) {
-            // Not needed by grad(), or no path into this node carried a gradient.
-            release_inputs();
-            continue;
-        }
+        if (!g.defined()) continue;  // every gradient sent here was undefined
 
         if (node->is_accumulator_) {
             std::shared_ptr<TensorImpl> leaf = node->leaf();
-            if (leaf && !leaf->hooks.empty()) {
-                g = run_hooks(leaf->hooks, std::move(g), *node);
+            if (leaf && leaf->leaf_state && !leaf->leaf_state->hooks.empty()) {
+                g = run_hooks(leaf->leaf_state->hooks, std::move(g), *node);
                 owned = false;
             }
             if (node->is_capture_)
@@ -566,51 +596,55 @@ void run(BackwardTask& task) {
             continue;
         }
 
-        if (!node->pre_hooks_.empty()) g = run_hooks(node->pre_hooks_, std::move(g), *node);
-        if (!capture_mode) {
-            if (auto target = node->retain_target_.lock()) {
-                Tensor gg = create_graph ? g : Tensor(g.array().clone());
-                target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
-            }
+        if (node->has_hooks_) {
+            if (!node->extras_->pre_hooks.empty()) g = run_hooks(node->extras_->pre_hooks, std::move(g), *node);
+            if (!capture_mode)
+                if (auto target = node->extras_->retain_target.lock()) {
+                    Tensor gg = create_graph ? g : Tensor(g.array().clone());
+                    target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
+                }
         }
         if (node->is_capture_) {
             for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
                 if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
             bool below = false;
             for (const auto& in : node->inputs_) below |= in.fn && in.fn->needed_;
-            if (!below) {
-                release_inputs();
-                continue;
-            }
+            if (!below) continue;
         }
 
+        // The inputs' nodes are touched right after the rule: start loading them now.
+        for (const auto& in : node->inputs_) __builtin_prefetch(in.fn.get());
         std::vector<Tensor> grads = node->apply(g);
         if (!task.retain_graph) node->release();
         if (grads.size() != node->inputs_.size())
-            throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) +
-                             " gradients for " + std::to_string(node->inputs_.size()) + " inputs");
+            throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) + " gradients for " +
+                             std::to_string(node->inputs_.size()) + " inputs");
         if (t_anomaly && !has_nonfinite(g.array()))
             for (std::size_t i = 0; i < grads.size(); ++i)
-                if (grads[i].defined() && has_nonfinite(grads[i].array()))
-                    throw ValueError(node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
-                                     std::to_string(i) + " of shape " + shape_str(grads[i].shape()) +
-                                     "); the op was created at:\n" + node->creation_trace() +
-                                     (node->creation_frames_.empty() ? "    (created outside anomaly mode)\n" : ""));
+                if (grads[i].defined() && has_nonfinite(grads[i].array())) {
+                    const std::string trace = node->creation_trace();
+                    throw ValueError(
+                        node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
+                        std::to_string(i) + " of shape " + shape_str(grads[i].shape()) + "); the op was created at:\n" +
+                        (trace.empty() ? "    (created outside anomaly mode)\n" : trace));
+                }
         for (std::size_t i = 0; i < grads.size(); ++i) {
             Node::Input& in = node->inputs_[i];
-            if (!in.fn) continue;
-            if (grads[i].defined() && (!capture_mode || in.fn->needed_))
-                accumulate(*in.fn, conform(std::move(grads[i]), in, g.shape(), *node, i), create_graph);
-            if (--in.fn->dependencies_ == 0) push_ready(in.fn.get());
+            if (!in.fn || !grads[i].defined() || (capture_mode && !in.fn->needed_)) continue;
+            Tensor gi = conform(std::move(grads[i]), in, g.shape(), *node, i);
+            discover(in.fn.get());
+            accumulate(*in.fn, std::move(gi), create_graph);
         }
     }
+    cleanup.done = true;
 }
 
 Tensor default_grad(const Tensor& out, const char* op, std::size_t index) {
     if (out.numel() != 1)
-        throw GraphError(std::string(op) + ": a gradient can be created implicitly only for one-element outputs; output " +
-                         std::to_string(index) + (out.grad_fn() ? " (produced by " + out.grad_fn_name() + ")" : std::string()) +
-                         " has shape " + shape_str(out.shape()) + " (pass grad_output)");
+        throw GraphError(
+            std::string(op) + ": a gradient can be created implicitly only for one-element outputs; output " +
+            std::to_string(index) + (out.grad_fn() ? " (produced by " + out.grad_fn_name() + ")" : std::string()) +
+            " has shape " + shape_str(out.shape()) + " (pass grad_output)");
     return Tensor(engine::full(out.shape(), out.dtype(), 1.0));
 }
 
@@ -640,8 +674,8 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     task.roots = outputs;
     for (std::size_t i = 0; i < outputs.size(); ++i) {
         if (!outputs[i].defined()) throw ValueError("grad: output " + std::to_string(i) + " is undefined");
-        Tensor g = grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad", i)
-                                                                       : grad_outputs[i];
+        Tensor g =
+            grad_outputs.empty() || !grad_outputs[i].defined() ? default_grad(outputs[i], "grad", i) : grad_outputs[i];
         if (g.shape() != outputs[i].shape())
             throw ShapeError("grad: grad_output " + std::to_string(i) + " has shape " + shape_str(g.shape()) +
                              " but the output has shape " + shape_str(outputs[i].shape()));

@@ -28,11 +28,16 @@ struct GradcheckOptions {
 /// One compared (output, input) block of the Jacobian.
 struct GradcheckEntry {
     std::size_t output = 0, input = 0;
-    std::int64_t worst_index = -1;  ///< flat index into the input (-1: fast mode projection)
-    Shape input_shape;
+    bool projection = false;               ///< fast mode: u^T J v for random u, v (no element indices)
+    std::int64_t worst_index = -1;         ///< flat index into the input of the worst element (-1: none)
+    std::int64_t worst_output_index = -1;  ///< flat index into the output of the worst element
+    Shape input_shape, output_shape;
     double analytical = 0, numerical = 0, abs_error = 0, rel_error = 0;
+    double tolerance = 0;  ///< atol + rtol |numerical| at the worst element
     bool ok = true;
-    bool at_kink = false;  ///< the numerical slope at the worst element changes with eps
+    /// The worst element sits at a kink: its left and right slopes differ, or the central
+    /// difference changes when eps shrinks tenfold.
+    bool at_kink = false;
 };
 
 /// The result: converts to bool and prints a report.
@@ -41,6 +46,7 @@ public:
     bool ok = true;
     bool promoted_from_float32 = false;
     bool fast_mode = false;
+    double eps = 0, atol = 0, rtol = 0;  ///< the settings used
     std::vector<GradcheckEntry> entries;
     std::vector<std::string> problems;  ///< reentrancy, gradients on no-grad inputs, shape errors
     explicit operator bool() const { return ok; }
@@ -52,8 +58,13 @@ std::ostream& operator<<(std::ostream& os, const GradcheckResult& r);
 /// A function under test: inputs to outputs.
 using GradFunction = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 
-/// Checks first derivatives of fn at inputs (those with requires_grad) against central differences.
-GradcheckResult gradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
+/// Checks first derivatives of fn at inputs (those with requires_grad) against central differences
+/// (f(x + eps e_j) - f(x - eps e_j)) / 2 eps in float64; an element passes when
+/// |analytical - numerical| <= atol + rtol |numerical|. Also checks that two backward passes agree
+/// bit for bit and that inputs without requires_grad receive no gradient. Does not touch the
+/// caller's inputs or random generator.
+GradcheckResult gradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs,
+                          const GradcheckOptions& options = {});
 /// Checks second derivatives: gradcheck of (inputs, v) -> v^T J computed with create_graph.
 GradcheckResult gradgradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});

@@ -27,14 +27,15 @@ NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
 EnableGradGuard::EnableGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = true; }
 EnableGradGuard::~EnableGradGuard() { t_grad_enabled = prev_; }
 
-Tensor::Tensor(Array value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
+Tensor::Tensor(Array value, bool requires_grad) : impl_(detail::make_pooled<TensorImpl>()) {
     impl_->value = std::move(value);
     if (requires_grad) requires_grad_(true);
 }
 
 const Array& Tensor::array() const { return impl_of(impl_, "array").value; }
 
-template <class T> T Tensor::item() const {
+template <class T>
+T Tensor::item() const {
     const Array& a = array();
     if (a.numel() != 1)
         throw ValueError("item: a tensor with " + std::to_string(a.numel()) + " elements (shape " +
@@ -46,7 +47,8 @@ template double Tensor::item<double>() const;
 template std::int64_t Tensor::item<std::int64_t>() const;
 template int Tensor::item<int>() const;
 
-template <class T> std::vector<T> Tensor::to_vector() const {
+template <class T>
+std::vector<T> Tensor::to_vector() const {
     const Array& a = array();
     std::vector<T> r(static_cast<std::size_t>(a.numel()));
     detail::dispatch(a.dtype(), "to_vector", [&]<class S>() {
@@ -94,23 +96,28 @@ void Tensor::retain_grad() {
     auto& impl = impl_of(impl_, "retain_grad");
     if (!requires_grad()) throw GraphError("retain_grad: called on a tensor that does not require grad");
     impl.retains_grad = true;
-    if (impl.grad_fn) impl.grad_fn->retain_target_ = impl_;
+    if (impl.grad_fn) {
+        impl.grad_fn->extras().retain_target = impl_;
+        impl.grad_fn->has_hooks_ = true;
+    }
 }
 bool Tensor::retains_grad() const { return impl_ && impl_->retains_grad; }
-std::string Tensor::grad_fn_name() const {
-    return impl_ && impl_->grad_fn ? impl_->grad_fn->name() : std::string();
-}
+std::string Tensor::grad_fn_name() const { return impl_ && impl_->grad_fn ? impl_->grad_fn->name() : std::string(); }
 std::shared_ptr<Node> Tensor::grad_fn() const { return impl_ ? impl_->grad_fn : nullptr; }
 
 std::size_t Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) {
     auto& impl = impl_of(impl_, "register_hook");
-    if (!requires_grad()) throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
+    if (!requires_grad())
+        throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
     if (impl.grad_fn) {
-        impl.grad_fn->pre_hooks_.push_back(std::move(hook));
-        return impl.grad_fn->pre_hooks_.size() - 1;
+        auto& hooks = impl.grad_fn->extras().pre_hooks;
+        hooks.push_back(std::move(hook));
+        impl.grad_fn->has_hooks_ = true;
+        return hooks.size() - 1;
     }
-    impl.hooks.push_back(std::move(hook));
-    return impl.hooks.size() - 1;
+    auto& hooks = impl.leaf().hooks;
+    hooks.push_back(std::move(hook));
+    return hooks.size() - 1;
 }
 
 // --- in-place ------------------------------------------------------------------------------------
@@ -154,9 +161,7 @@ Tensor& Tensor::mul_(const Tensor& other) {
     inplace_binary(*this, other, "mul_", [](auto a, auto b) { return a * b; });
     return *this;
 }
-Tensor& Tensor::mul_(double value) {
-    return mul_(Tensor(engine::full({}, dtype(), value)));
-}
+Tensor& Tensor::mul_(double value) { return mul_(Tensor(engine::full({}, dtype(), value))); }
 Tensor& Tensor::zero_() { return fill_(0.0); }
 Tensor& Tensor::fill_(double value) {
     inplace_binary(*this, Tensor(engine::full({}, dtype(), value)), "fill_", [](auto, auto b) { return b; });

@@ -23,9 +23,12 @@ struct Storage {
 
 const char* dtype_name(Dtype d) {
     switch (d) {
-        case Dtype::f32: return "float32";
-        case Dtype::f64: return "float64";
-        case Dtype::i64: return "int64";
+        case Dtype::f32:
+            return "float32";
+        case Dtype::f64:
+            return "float64";
+        case Dtype::i64:
+            return "int64";
     }
     return "?";
 }
@@ -40,20 +43,23 @@ Array::Array(Shape shape, Dtype dtype) : shape_(std::move(shape)), dtype_(dtype)
 }
 
 std::int64_t Array::size(std::int64_t axis) const {
-    if (shape_.empty())
-        throw IndexError("size: a 0-d tensor has no dimension " + std::to_string(axis));
+    if (shape_.empty()) throw IndexError("size: a 0-d tensor has no dimension " + std::to_string(axis));
     return shape_[normalize_axis(axis, ndim(), "size")];
 }
 
 void* Array::raw() { return storage_ ? storage_->data : nullptr; }
 const void* Array::raw() const { return storage_ ? storage_->data : nullptr; }
 
-template <class T> T* Array::data() {
+template <class T>
+T* Array::data() {
     if (dtype_of<T>() != dtype_)
         throw DtypeError(std::string("data: array is ") + dtype_name(dtype_) + ", not " + dtype_name(dtype_of<T>()));
     return static_cast<T*>(raw());
 }
-template <class T> const T* Array::data() const { return const_cast<Array*>(this)->data<T>(); }
+template <class T>
+const T* Array::data() const {
+    return const_cast<Array*>(this)->data<T>();
+}
 template float* Array::data<float>();
 template double* Array::data<double>();
 template std::int64_t* Array::data<std::int64_t>();

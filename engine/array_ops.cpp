@@ -316,9 +316,9 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
 // A large GEMM is cut into fixed tiles of C, each one single-threaded BLAS call on a TBB task. The
 // tiling depends on the problem size only, so results do not depend on the thread count.
 constexpr std::int64_t kGemmSplitFlops = std::int64_t(1) << 21;  // m*n*k below this: one call per matrix
-constexpr std::int64_t kGemmTileRows = 128;                       // row tiles when m >= 2 * this
-constexpr std::int64_t kGemmTileCols = 256;                       // column tiles for short, wide products
-constexpr std::int64_t kGemmTaskFlops = std::int64_t(1) << 18;    // fewer flops per task: tasks are grouped
+constexpr std::int64_t kGemmTileRows = 128;                      // row tiles when m >= 2 * this
+constexpr std::int64_t kGemmTileCols = 256;                      // column tiles for short, wide products
+constexpr std::int64_t kGemmTaskFlops = std::int64_t(1) << 18;   // fewer flops per task: tasks are grouped
 
 }  // namespace
 
@@ -329,14 +329,16 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
     const std::int64_t m = ta ? a.size(-1) : a.size(-2), ka = ta ? a.size(-2) : a.size(-1);
     const std::int64_t kb = tb ? b.size(-1) : b.size(-2), n = tb ? b.size(-2) : b.size(-1);
     auto shapes = [&] {
-        std::string r = "shapes " + shape_str(a.shape()) + (ta ? "^T" : "") + " and " + shape_str(b.shape()) + (tb ? "^T" : "");
+        std::string r =
+            "shapes " + shape_str(a.shape()) + (ta ? "^T" : "") + " and " + shape_str(b.shape()) + (tb ? "^T" : "");
         return r;
     };
     if (ka != kb)
-        throw ShapeError("matmul: " + shapes() + " are not compatible (" + std::to_string(ka) + " != " +
-                         std::to_string(kb) + ")");
+        throw ShapeError("matmul: " + shapes() + " are not compatible (" + std::to_string(ka) +
+                         " != " + std::to_string(kb) + ")");
     if (a.dtype() != b.dtype())
-        throw DtypeError(std::string("matmul: dtypes differ: ") + dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+        throw DtypeError(std::string("matmul: dtypes differ: ") + dtype_name(a.dtype()) + " and " +
+                         dtype_name(b.dtype()));
     if (!is_floating(a.dtype()))
         throw DtypeError(std::string("matmul: expected floating-point tensors (float32 or float64), got ") +
                          dtype_name(a.dtype()) + " tensors of " + shapes());
@@ -423,7 +425,8 @@ Array slice(const Array& a, int axis, std::int64_t start, std::int64_t stop, std
                  [&](std::int64_t b, std::int64_t e) {
                      for (std::int64_t t = b; t < e; ++t) {
                          const std::int64_t o = t / len, j = t % len;
-                         std::memcpy(dst + t * inner * es, src + ((o * dim + start + j * step) * inner) * es, inner * es);
+                         std::memcpy(dst + t * inner * es, src + ((o * dim + start + j * step) * inner) * es,
+                                     inner * es);
                      }
                  });
     return r;
@@ -463,8 +466,12 @@ Array concat(const std::vector<Array>& parts, int axis) {
     for (const auto& p : parts) {
         const std::int64_t len = p.shape()[axis];
         const char* s = static_cast<const char*>(p.raw());
-        for (std::int64_t o = 0; o < outer; ++o)
-            std::memcpy(d + ((o * total + offset) * inner) * es, s + o * len * inner * es, len * inner * es);
+        const std::int64_t row = len * inner;  // elements copied per outer index
+        parallel_for(outer, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(row, 1)),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t o = b; o < e; ++o)
+                             std::memcpy(d + ((o * total + offset) * inner) * es, s + o * row * es, row * es);
+                     });
         offset += len;
     }
     return r;
@@ -473,8 +480,8 @@ Array concat(const std::vector<Array>& parts, int axis) {
 namespace {
 void check_index(std::int64_t v, std::int64_t dim, const char* op) {
     if (v < -dim || v >= dim)
-        throw IndexError(std::string(op) + ": index " + std::to_string(v) + " is out of range for a dimension of size " +
-                         std::to_string(dim));
+        throw IndexError(std::string(op) + ": index " + std::to_string(v) +
+                         " is out of range for a dimension of size " + std::to_string(dim));
 }
 }  // namespace
 

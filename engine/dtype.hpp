@@ -30,9 +30,19 @@ inline Dtype promote(Dtype a, Dtype b) {
 }
 
 /// The Dtype of a C++ element type (float, double, int64_t).
-template <class T> constexpr Dtype dtype_of();
-template <> constexpr Dtype dtype_of<float>() { return Dtype::f32; }
-template <> constexpr Dtype dtype_of<double>() { return Dtype::f64; }
-template <> constexpr Dtype dtype_of<std::int64_t>() { return Dtype::i64; }
+template <class T>
+constexpr Dtype dtype_of();
+template <>
+constexpr Dtype dtype_of<float>() {
+    return Dtype::f32;
+}
+template <>
+constexpr Dtype dtype_of<double>() {
+    return Dtype::f64;
+}
+template <>
+constexpr Dtype dtype_of<std::int64_t>() {
+    return Dtype::i64;
+}
 
 }  // namespace xg

@@ -39,9 +39,12 @@ void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
 template <class F>
 decltype(auto) dispatch(Dtype d, const char* /*op*/, F&& f) {
     switch (d) {
-        case Dtype::f32: return f.template operator()<float>();
-        case Dtype::f64: return f.template operator()<double>();
-        default: return f.template operator()<std::int64_t>();
+        case Dtype::f32:
+            return f.template operator()<float>();
+        case Dtype::f64:
+            return f.template operator()<double>();
+        default:
+            return f.template operator()<std::int64_t>();
     }
 }
 
@@ -229,8 +232,8 @@ void ternary_broadcast(const Array& a, const Array& b, const Array& c, Array& ou
     const C* pc = c.data<C>();
     R* po = out.data<R>();
     broadcast_rows<3>(out.shape(), {&a.shape(), &b.shape(), &c.shape()}, grain,
-                      [&](std::int64_t o, const std::array<std::int64_t, 3>& off,
-                          const std::array<std::int64_t, 3>& st, std::int64_t inner) {
+                      [&](std::int64_t o, const std::array<std::int64_t, 3>& off, const std::array<std::int64_t, 3>& st,
+                          std::int64_t inner) {
                           for (std::int64_t i = 0; i < inner; ++i)
                               po[o + i] = f(pa[off[0] + i * st[0]], pb[off[1] + i * st[1]], pc[off[2] + i * st[2]]);
                       });

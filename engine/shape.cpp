@@ -49,7 +49,9 @@ Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
 
 int normalize_axis(std::int64_t axis, std::size_t ndim, const char* op) {
     const auto n = static_cast<std::int64_t>(ndim);
-    if (axis < -n || axis >= n || (n == 0 && axis != 0 && axis != -1))
+    // A 0-d tensor accepts axis 0 or -1 (as PyTorch); callers handle the 0-d case themselves.
+    const bool ok = n == 0 ? (axis == 0 || axis == -1) : (axis >= -n && axis < n);
+    if (!ok)
         throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for a " +
                          std::to_string(ndim) + "-d tensor");
     if (n == 0) return 0;

@@ -15,6 +15,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "lab.hpp"
+#include "lab_train.hpp"
 
 namespace {
 
@@ -49,9 +50,17 @@ std::pair<double, double> parse_range(const lab::Args& args, double lo, double h
     return {std::stod(parts[0]), std::stod(parts[1])};
 }
 
+// `train` lives in lab_train.cpp (shared with the Fashion-MNIST main job); it takes argv-style arguments.
+int run_train(const lab::Args& args) {
+    std::vector<std::string> words{"train"};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    return lab_train(static_cast<int>(argv.size()), argv.data());
+}
+
 // --- the table of subcommands ---------------------------------------------------------------------------
 // Add a subcommand by adding a row (and its run function in its own lab_*.cpp).
-// The `train` subcommand of the training work goes here.
 const std::vector<lab::Subcommand>& subcommands() {
     static const std::vector<lab::Subcommand> table = {
         {"list", "", "the registered activations", lab::run_list},
@@ -63,6 +72,10 @@ const std::vector<lab::Subcommand>& subcommands() {
          "f, f' and f'' side by side (PNG through gnuplot when installed, otherwise SVG)", lab::run_plot},
         {"bench", "<act,...> [--n elements] [--threads 1,2]",
          "forward and forward+backward ns/element on 4M float32, side by side with the built-ins", lab::run_bench},
+        {"train", "--act a,b,c [--epochs n] [--hidden 128] [--optimizer adam] [--lr x] [--threads n] [--out dir]",
+         "the same small model on Fashion-MNIST with each activation: accuracy, epoch time, dead/saturated "
+         "fractions, loss curves on one chart",
+         run_train},
     };
     return table;
 }

@@ -106,7 +106,9 @@ private:
 Tensor normalize(const Tensor& x, double mean, double std);
 /// Per channel (axis 1): (x[:, c] - mean[c]) / std[c].
 Tensor normalize(const Tensor& x, const std::vector<double>& mean, const std::vector<double>& std);
-/// Mean and (population) standard deviation of all values of x.
+/// In place: x = (x - mean) / std (no new buffer; for whole datasets). Returns x.
+Tensor& normalize_(Tensor& x, double mean, double std);
+/// Mean and (population) standard deviation of all values of x (computed in float64).
 std::pair<double, double> mean_std(const Tensor& x);
 
 /// An MNIST-format directory (MNIST, Fashion-MNIST): images [N, 1, 28, 28] float32 scaled to [0, 1] and

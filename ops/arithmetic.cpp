@@ -38,13 +38,17 @@ Tensor scalar_like(double v, const Tensor& like) {
 Tensor add(const Tensor& a, const Tensor& b) {
     check_defined(a, "add"), check_defined(b, "add");
     return make_result("add", binary_values(a.array(), b.array(), "add", [](auto x, auto y) { return x + y; }), {a, b},
-                       [](const Tensor& g, const Tensor&) { return std::vector<Tensor>{g, g}; });
+                       [](const Tensor& g, const Tensor&) {
+                           return std::vector<Tensor>{g, g};
+                       });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
     check_defined(a, "sub"), check_defined(b, "sub");
     return make_result("sub", binary_values(a.array(), b.array(), "sub", [](auto x, auto y) { return x - y; }), {a, b},
-                       [](const Tensor& g, const Tensor&) { return std::vector<Tensor>{g, neg(g)}; });
+                       [](const Tensor& g, const Tensor&) {
+                           return std::vector<Tensor>{g, neg(g)};
+                       });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -64,7 +68,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
     check_defined(a, "div"), check_defined(b, "div");
     // True division: int64 / int64 gives float32, as in PyTorch.
     if (a.dtype() == Dtype::i64 && b.dtype() == Dtype::i64) return div(a.to(Dtype::f32), b.to(Dtype::f32));
-    Array y = binary_values(a.array(), b.array(), "div", [](auto x, auto z) { return x / z; }, true);
+    Array y = binary_values(
+        a.array(), b.array(), "div", [](auto x, auto z) { return x / z; }, true);
     if (!needs_record({a, b})) return Tensor(std::move(y));
     Saved sa(b.requires_grad() ? a : Tensor(), "div"), sb(b, "div");
     return make_result("div", std::move(y), {a, b}, [sa, sb](const Tensor& g, const Tensor&) {
@@ -86,12 +91,14 @@ Tensor neg(const Tensor& a) {
             for (std::int64_t i = s; i < e; ++i) p[i] = -x[i];
         });
     });
-    return make_result("neg", std::move(y), {a}, [](const Tensor& g, const Tensor&) { return std::vector<Tensor>{neg(g)}; });
+    return make_result("neg", std::move(y), {a},
+                       [](const Tensor& g, const Tensor&) { return std::vector<Tensor>{neg(g)}; });
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
     check_defined(a, "pow"), check_defined(b, "pow");
-    Array y = binary_values(a.array(), b.array(), "pow", [](auto x, auto z) { return std::pow(x, z); }, true);
+    Array y = binary_values(
+        a.array(), b.array(), "pow", [](auto x, auto z) { return std::pow(x, z); }, true);
     if (!needs_record({a, b})) return Tensor(std::move(y));
     Saved sa(a, "pow"), sb(b, "pow");
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
@@ -193,7 +200,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
             });
         } else {
             // Integer input: compare in double (the bounds may be infinite or fractional).
-            const T l = static_cast<T>(std::ceil(std::max(lo, -9.2e18))), h = static_cast<T>(std::floor(std::min(hi, 9.2e18)));
+            const T l = static_cast<T>(std::ceil(std::max(lo, -9.2e18))),
+                    h = static_cast<T>(std::floor(std::min(hi, 9.2e18)));
             detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
                 for (std::int64_t i = s; i < e; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);
             });
@@ -201,7 +209,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     });
     if (!record) return Tensor(std::move(y));
     const Tensor m(mask);
-    return make_result("clamp", std::move(y), {x}, [m](const Tensor& g, const Tensor&) { return std::vector<Tensor>{mul(g, m)}; });
+    return make_result("clamp", std::move(y), {x},
+                       [m](const Tensor& g, const Tensor&) { return std::vector<Tensor>{mul(g, m)}; });
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -212,7 +221,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     Array y(s, d);
     detail::dispatch(cond.dtype(), "where", [&]<class C>() {
         detail::dispatch(d, "where", [&]<class T>() {
-            detail::ternary_broadcast<C, T, T, T>(cond.array(), A, B, y, [](C c, T x, T z) { return c != C(0) ? x : z; });
+            detail::ternary_broadcast<C, T, T, T>(cond.array(), A, B, y,
+                                                  [](C c, T x, T z) { return c != C(0) ? x : z; });
         });
     });
     if (!needs_record({a, b})) return Tensor(std::move(y));
@@ -223,12 +233,11 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     });
 }
 
-#define XG_COMPARISON(name, expr)                                                                      \
-    Tensor name(const Tensor& a, const Tensor& b) {                                                    \
-        check_defined(a, #name), check_defined(b, #name);                                              \
-        return Tensor(binary_values(a.array(), b.array(), #name, [](auto x, auto y) {                  \
-            return static_cast<decltype(x)>(expr);                                                     \
-        }));                                                                                           \
+#define XG_COMPARISON(name, expr)                                                                    \
+    Tensor name(const Tensor& a, const Tensor& b) {                                                  \
+        check_defined(a, #name), check_defined(b, #name);                                            \
+        return Tensor(binary_values(a.array(), b.array(), #name,                                     \
+                                    [](auto x, auto y) { return static_cast<decltype(x)>(expr); })); \
     }
 XG_COMPARISON(eq, x == y)
 XG_COMPARISON(ne, x != y)

@@ -1,5 +1,7 @@
 // ops/: elementwise arithmetic, comparisons and selection, with NumPy broadcasting.
-// Mixing float32 and float64 promotes to float64; scalars take the tensor's dtype.
+// Mixing float32 and float64 promotes to float64 and int64 with a float promotes to the float, as
+// PyTorch does; scalars take the tensor's dtype (a fractional scalar makes an int64 tensor float32).
+// Shapes that do not broadcast throw ShapeError naming the op and both shapes.
 #pragma once
 #include "../autograd/tensor.hpp"
 
@@ -11,21 +13,24 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 /// a * b.
 Tensor mul(const Tensor& a, const Tensor& b);
-/// a / b (x/0 gives +-inf or NaN as in IEEE arithmetic).
+/// a / b, true division (int64 / int64 gives float32, as PyTorch); x/0 gives +-inf or NaN (IEEE).
+/// d/da = 1/b, d/db = -a/b^2.
 Tensor div(const Tensor& a, const Tensor& b);
 /// -a.
 Tensor neg(const Tensor& a);
-/// a ** b elementwise; d/da = b a^(b-1), d/db = a^b log(a) (taken as 0 where a == 0, as PyTorch).
+/// a ** b elementwise (floating dtypes); d/da = b a^(b-1), taken as 0 where b == 0; d/db = a^b log(a),
+/// taken as 0 where a == 0 (both PyTorch's conventions).
 Tensor pow(const Tensor& a, const Tensor& b);
-/// a ** exponent for a scalar exponent.
+/// a ** exponent for a scalar exponent; d = exponent a^(exponent-1) (0 for exponent 0).
 Tensor pow(const Tensor& a, double exponent);
-/// base ** b for a scalar base.
+/// base ** b for a scalar base; d = base^b log(base) (0 for base 0).
 Tensor pow(double base, const Tensor& b);
-/// Elementwise max; at ties the gradient is split equally between a and b (as PyTorch).
+/// Elementwise max (NaN propagates); at ties the gradient is split equally between a and b (as PyTorch).
 Tensor maximum(const Tensor& a, const Tensor& b);
-/// Elementwise min; at ties the gradient is split equally between a and b (as PyTorch).
+/// Elementwise min (NaN propagates); at ties the gradient is split equally between a and b (as PyTorch).
 Tensor minimum(const Tensor& a, const Tensor& b);
-/// min(max(x, lo), hi); gradient 1 where lo <= x <= hi (bounds included, as PyTorch), else 0.
+/// min(max(x, lo), hi) (bounds may be +-inf; NaN stays NaN); gradient 1 where lo <= x <= hi (bounds
+/// included, as PyTorch), else 0. ValueError when lo > hi or a bound is NaN.
 Tensor clamp(const Tensor& x, double lo, double hi);
 /// cond ? a : b elementwise (cond nonzero = true); gradients flow to the chosen side only.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
@@ -118,6 +119,67 @@ void check_defined(const Tensor& t, const char* op) {
 }
 
 Size2 default_stride(Size2 stride, Size2 kernel) { return stride[0] == 0 && stride[1] == 0 ? kernel : stride; }
+
+// Index ops on [P, M] planes with an int64 index [P, K] into each plane (0 <= index < M, checked by the caller):
+// take: y[p, k] = x[p, idx[p, k]];  scatter: y = zeros [P, M], y[p, idx[p, k]] += g[p, k].
+// They are linear and each other's adjoint, so each is the other's gradient (to any order). Each plane is
+// written by one task in index order: the sums do not depend on the thread count.
+Tensor plane_scatter(const Tensor& g, const Array& idx, std::int64_t m);
+
+Tensor plane_take(const Tensor& x, const Array& idx) {
+    const std::int64_t planes = idx.size(0), k = idx.size(1), m = x.size(1);
+    Array y({planes, k}, x.dtype());
+    detail::dispatch_floating(x.dtype(), "max_pool2d_select", [&]<class T>() {
+        const T* px = x.array().data<T>();
+        const std::int64_t* pi = idx.data<std::int64_t>();
+        T* py = y.data<T>();
+        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / std::max<std::int64_t>(k, 1)),
+                             [&](std::int64_t b, std::int64_t e) {
+                                 for (std::int64_t p = b; p < e; ++p)
+                                     for (std::int64_t j = 0; j < k; ++j) py[p * k + j] = px[p * m + pi[p * k + j]];
+                             });
+    });
+    return make_result("max_pool2d_select", std::move(y), {x},
+                       [idx, m](const Tensor& g, const Tensor&) { return Grads{plane_scatter(g, idx, m)}; });
+}
+
+Tensor plane_scatter(const Tensor& g, const Array& idx, std::int64_t m) {
+    const std::int64_t planes = idx.size(0), k = idx.size(1);
+    Array y({planes, m}, g.dtype());
+    detail::dispatch_floating(g.dtype(), "max_pool2d_backward", [&]<class T>() {
+        const T* pg = g.array().data<T>();
+        const std::int64_t* pi = idx.data<std::int64_t>();
+        T* py = y.data<T>();
+        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / std::max<std::int64_t>(m, 1)),
+                             [&](std::int64_t b, std::int64_t e) {
+                                 for (std::int64_t p = b; p < e; ++p) {
+                                     T* row = py + p * m;
+                                     std::fill(row, row + m, T(0));
+                                     for (std::int64_t j = 0; j < k; ++j) row[pi[p * k + j]] += pg[p * k + j];
+                                 }
+                             });
+    });
+    return make_result("max_pool2d_backward", std::move(y), {g},
+                       [idx](const Tensor& gg, const Tensor&) { return Grads{plane_take(gg, idx)}; });
+}
+
+// [A, B, L] -> [B, A, L] by whole rows of L (the conv output from [O, N, L] to [N, O, L]); self-adjoint.
+Tensor swap01(const Tensor& x) {
+    const std::int64_t a = x.size(0), b = x.size(1), l = x.size(2);
+    Array y({b, a, l}, x.dtype());
+    const std::size_t bytes = static_cast<std::size_t>(l) * dtype_size(x.dtype());
+    const char* src = static_cast<const char*>(x.array().raw());
+    char* dst = static_cast<char*>(y.raw());
+    detail::parallel_for(a * b, std::max<std::int64_t>(1, detail::kGrainCheap / std::max<std::int64_t>(l, 1)),
+                         [&](std::int64_t s, std::int64_t e) {
+                             for (std::int64_t t = s; t < e; ++t) {  // t = j * a + i: output row (j, i)
+                                 const std::int64_t j = t / a, i = t % a;
+                                 std::memcpy(dst + t * bytes, src + (i * b + j) * bytes, bytes);
+                             }
+                         });
+    return make_result("conv2d_layout", std::move(y), {x},
+                       [](const Tensor& g, const Tensor&) { return Grads{swap01(g)}; });
+}
 }  // namespace
 
 std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding,
@@ -184,8 +246,56 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
     }
     if (bias.defined()) y = y + reshape(bias, {o, 1});
     if (n == 1) return reshape(y, {1, o, g.oh, g.ow});
-    return permute(reshape(y, {o, n, g.oh, g.ow}), {1, 0, 2, 3});
+    return reshape(swap01(reshape(y, {o, n, g.oh * g.ow})), {n, o, g.oh, g.ow});
 }
+
+namespace {
+// 2x2 windows, stride 2, no padding or dilation (the common case): straight-line selects that vectorise.
+// Ties go to the first maximum in row-major order; a NaN wins (as PyTorch: take when v > best or v is NaN).
+template <class T>
+void max_pool_2x2(const T* __restrict img, T* __restrict y, std::int64_t* __restrict idx, std::int64_t w,
+                  std::int64_t oh_n, std::int64_t ow_n) {
+    for (std::int64_t oh = 0; oh < oh_n; ++oh) {
+        const T* r0 = img + 2 * oh * w;
+        const T* r1 = r0 + w;
+        for (std::int64_t ow = 0; ow < ow_n; ++ow) {
+            const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            T m = a;
+            std::int64_t k = 0;
+            bool t = (b > m) | (b != b);
+            m = t ? b : m, k = t ? 1 : k;
+            t = (c > m) | (c != c);
+            m = t ? c : m, k = t ? w : k;
+            t = (d > m) | (d != d);
+            m = t ? d : m, k = t ? w + 1 : k;
+            y[oh * ow_n + ow] = m;
+            idx[oh * ow_n + ow] = 2 * oh * w + 2 * ow + k;
+        }
+    }
+}
+
+// Any window: taps in the padding are skipped (they count as -inf); -1 marks a window with no tap inside.
+template <class T>
+void max_pool_any(const T* img, T* y, std::int64_t* idx, const Window& g) {
+    for (std::int64_t oh = 0; oh < g.oh; ++oh)
+        for (std::int64_t ow = 0; ow < g.ow; ++ow) {
+            std::int64_t best = -1;
+            T vb = -std::numeric_limits<T>::infinity();
+            for (std::int64_t i = 0; i < g.k[0]; ++i) {
+                const std::int64_t ih = oh * g.s[0] - g.p[0] + i * g.d[0];
+                if (ih < 0 || ih >= g.h) continue;
+                for (std::int64_t j = 0; j < g.k[1]; ++j) {
+                    const std::int64_t iw = ow * g.s[1] - g.p[1] + j * g.d[1];
+                    if (iw < 0 || iw >= g.w) continue;
+                    const T v = img[ih * g.w + iw];
+                    if (best < 0 || v > vb || v != v) best = ih * g.w + iw, vb = v;
+                }
+            }
+            y[oh * g.ow + ow] = vb;
+            idx[oh * g.ow + ow] = best;
+        }
+}
+}  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
     check_defined(x, "max_pool2d");
@@ -195,45 +305,32 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Si
     if (2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1])
         throw ValueError("max_pool2d: padding " + pair_str(padding) + " must be at most half the kernel " +
                          pair_str(kernel));
-    // The index of the first maximum of each window (no gradient), then a differentiable gather.
-    const std::int64_t planes = g.n * g.c, plane = g.oh * g.ow;
+    // Values and the index of each window's maximum in one pass; the gradient scatters to the indices.
+    const std::int64_t planes = g.n * g.c, plane = g.oh * g.ow, hw = g.h * g.w;
     Array idx({planes, plane}, Dtype::i64);
+    Array y({g.n, g.c, g.oh, g.ow}, x.dtype());
+    const bool fast = kernel == Size2{2, 2} && stride == Size2{2, 2} && padding == Size2{0, 0} && dilation == Size2{1, 1};
     detail::dispatch_floating(x.dtype(), "max_pool2d", [&]<class T>() {
         const T* px = x.array().data<T>();
+        T* py = y.data<T>();
         std::int64_t* pi = idx.data<std::int64_t>();
-        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / (plane * kernel[0] * kernel[1])),
-                             [&](std::int64_t b, std::int64_t e) {
-                                 for (std::int64_t t = b; t < e; ++t) {
-                                     const T* img = px + t * g.h * g.w;
-                                     std::int64_t* out = pi + t * plane;
-                                     for (std::int64_t oh = 0; oh < g.oh; ++oh)
-                                         for (std::int64_t ow = 0; ow < g.ow; ++ow) {
-                                             std::int64_t best = -1;
-                                             T bv = -std::numeric_limits<T>::infinity();
-                                             for (std::int64_t i = 0; i < kernel[0]; ++i) {
-                                                 const std::int64_t ih = oh * stride[0] - padding[0] + i * dilation[0];
-                                                 if (ih < 0 || ih >= g.h) continue;
-                                                 for (std::int64_t j = 0; j < kernel[1]; ++j) {
-                                                     const std::int64_t iw = ow * stride[1] - padding[1] + j * dilation[1];
-                                                     if (iw < 0 || iw >= g.w) continue;
-                                                     const T v = img[ih * g.w + iw];
-                                                     if (best < 0 || v > bv || (std::isnan(v) && !std::isnan(bv))) {
-                                                         best = ih * g.w + iw;
-                                                         bv = v;
-                                                     }
-                                                 }
-                                             }
-                                             out[oh * g.ow + ow] = best;
-                                         }
-                                 }
-                             });
+        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / hw), [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t t = b; t < e; ++t) {
+                if (fast)
+                    max_pool_2x2(px + t * hw, py + t * plane, pi + t * plane, g.w, g.oh, g.ow);
+                else
+                    max_pool_any(px + t * hw, py + t * plane, pi + t * plane, g);
+            }
+        });
     });
     const std::int64_t* pi = idx.data<std::int64_t>();
-    if (std::any_of(pi, pi + idx.numel(), [](std::int64_t v) { return v < 0; }))
+    if (!fast && std::any_of(pi, pi + idx.numel(), [](std::int64_t v) { return v < 0; }))
         throw ValueError("max_pool2d: a window of kernel " + pair_str(kernel) + " with dilation " + pair_str(dilation) +
                          " lies entirely in the padding of input " + shape_str(x.shape()));
-    const Tensor flat = reshape(x, {planes, g.h * g.w});
-    return reshape(gather(flat, 1, Tensor(std::move(idx))), {g.n, g.c, g.oh, g.ow});
+    const Shape in = x.shape();
+    return make_result("max_pool2d", std::move(y), {x}, [idx, in, planes, plane, hw](const Tensor& gr, const Tensor&) {
+        return Grads{reshape(plane_scatter(reshape(gr, {planes, plane}), idx, hw), in)};
+    });
 }
 
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, bool count_include_pad) {

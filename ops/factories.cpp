@@ -169,7 +169,8 @@ Tensor normal(const Shape& shape, double mean, double stddev, Dtype dtype) {
 Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape) {
     check_shape(shape, "randint");
     if (high <= low)
-        throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" + std::to_string(low) + ")");
+        throw ValueError("randint: high (" + std::to_string(high) + ") must be greater than low (" +
+                         std::to_string(low) + ")");
     const auto range = static_cast<std::uint64_t>(high) - static_cast<std::uint64_t>(low);
     return Tensor(generate(shape, Dtype::i64, "randint", 1, [=](std::uint64_t s, std::uint64_t c) {
         return static_cast<std::int64_t>(static_cast<std::uint64_t>(low) + splitmix64(s ^ splitmix64(c)) % range);
@@ -183,7 +184,8 @@ Tensor randperm(std::int64_t n) {
     const std::uint64_t seed = g_seed.load();
     const std::uint64_t base = g_offset.fetch_add(static_cast<std::uint64_t>(n));
     for (std::int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
-        const auto j = static_cast<std::int64_t>(splitmix64(seed ^ splitmix64(base + i)) % static_cast<std::uint64_t>(i + 1));
+        const auto j =
+            static_cast<std::int64_t>(splitmix64(seed ^ splitmix64(base + i)) % static_cast<std::uint64_t>(i + 1));
         std::swap(p[i], p[j]);
     }
     return tensor_i64(p, {n});

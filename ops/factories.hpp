@@ -26,18 +26,19 @@ Tensor full(const Shape& shape, double value, Dtype dtype = Dtype::f32);
 Tensor zeros_like(const Tensor& like);
 Tensor ones_like(const Tensor& like);
 Tensor full_like(const Tensor& like, double value);
-/// start, start+step, ... < stop.
+/// start, start+step, ... < stop (ceil((stop - start) / step) elements; step may be negative).
 Tensor arange(double start, double stop, double step = 1.0, Dtype dtype = Dtype::f32);
 /// n evenly spaced values from start to stop inclusive.
 Tensor linspace(double start, double stop, std::int64_t n, Dtype dtype = Dtype::f32);
 /// Identity matrix n x m (m defaults to n).
 Tensor eye(std::int64_t n, std::int64_t m = -1, Dtype dtype = Dtype::f32);
 
-/// Seeds xgrad's generator. The same seed gives the same numbers at any thread count.
+/// Seeds xgrad's generator (counter-based: element i of a call is a hash of the seed and a counter,
+/// and successive calls use fresh counters). The same seed gives the same numbers at any thread count.
 void manual_seed(std::uint64_t seed);
-/// Uniform on [0, 1).
+/// Uniform on [0, 1) (never 1, also in float32). Floating dtypes only.
 Tensor rand(const Shape& shape, Dtype dtype = Dtype::f32);
-/// Standard normal.
+/// Standard normal (Box-Muller). Floating dtypes only.
 Tensor randn(const Shape& shape, Dtype dtype = Dtype::f32);
 /// Uniform on [low, high).
 Tensor uniform(const Shape& shape, double low, double high, Dtype dtype = Dtype::f32);

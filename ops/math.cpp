@@ -47,8 +47,9 @@ B expm1_full_range(const B& v) {
 }  // namespace
 
 Tensor exp(const Tensor& x) {
-    return make_result("exp", forward(x, "exp", [](auto v) { return exp_full_range(v); }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{g * y}; }, true);
+    return make_result(
+        "exp", forward(x, "exp", [](auto v) { return exp_full_range(v); }), {x},
+        [](const Tensor& g, const Tensor& y) { return Grads{g * y}; }, true);
 }
 
 Tensor log(const Tensor& x) {
@@ -68,18 +69,21 @@ Tensor expm1(const Tensor& x) {
     Array y = forward(x, "expm1", [](auto v) { return expm1_full_range(v); });
     Saved sx(x, "expm1");
     // NOTE: d = e^x from the input, not y + 1 from the output (PyTorch): y + 1 cancels for x << 0.
-    return make_result("expm1", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * exp(sx.get())}; });
+    return make_result("expm1", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{g * exp(sx.get())}; });
 }
 
 Tensor sqrt(const Tensor& x) {
-    return make_result("sqrt", forward(x, "sqrt", [](auto v) { return xsimd::sqrt(v); }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{g / (y * 2.0)}; }, true);
+    return make_result(
+        "sqrt", forward(x, "sqrt", [](auto v) { return xsimd::sqrt(v); }), {x},
+        [](const Tensor& g, const Tensor& y) { return Grads{g / (y * 2.0)}; }, true);
 }
 
 Tensor rsqrt(const Tensor& x) {
     using xsimd::sqrt;
-    return make_result("rsqrt", forward(x, "rsqrt", [](auto v) { return decltype(v)(1) / sqrt(v); }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{g * (y * y * y) * -0.5}; }, true);
+    return make_result(
+        "rsqrt", forward(x, "rsqrt", [](auto v) { return decltype(v)(1) / sqrt(v); }), {x},
+        [](const Tensor& g, const Tensor& y) { return Grads{g * (y * y * y) * -0.5}; }, true);
 }
 
 Tensor abs(const Tensor& x) {
@@ -93,7 +97,8 @@ Tensor abs(const Tensor& x) {
         });
     });
     Saved sx(x, "abs");
-    return make_result("abs", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * sign(sx.get())}; });
+    return make_result("abs", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{g * sign(sx.get())}; });
 }
 
 Tensor sign(const Tensor& x) {
@@ -126,20 +131,23 @@ Tensor square(const Tensor& x) {
 }
 
 Tensor reciprocal(const Tensor& x) {
-    return make_result("reciprocal", forward(x, "reciprocal", [](auto v) { return decltype(v)(1) / v; }), {x},
-                       [](const Tensor& g, const Tensor& y) { return Grads{-(g * (y * y))}; }, true);
+    return make_result(
+        "reciprocal", forward(x, "reciprocal", [](auto v) { return decltype(v)(1) / v; }), {x},
+        [](const Tensor& g, const Tensor& y) { return Grads{-(g * (y * y))}; }, true);
 }
 
 Tensor sin(const Tensor& x) {
     Array y = forward(x, "sin", [](auto v) { return xsimd::sin(v); });
     Saved sx(x, "sin");
-    return make_result("sin", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{g * cos(sx.get())}; });
+    return make_result("sin", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{g * cos(sx.get())}; });
 }
 
 Tensor cos(const Tensor& x) {
     Array y = forward(x, "cos", [](auto v) { return xsimd::cos(v); });
     Saved sx(x, "cos");
-    return make_result("cos", std::move(y), {x}, [sx](const Tensor& g, const Tensor&) { return Grads{-(g * sin(sx.get()))}; });
+    return make_result("cos", std::move(y), {x},
+                       [sx](const Tensor& g, const Tensor&) { return Grads{-(g * sin(sx.get()))}; });
 }
 
 }  // namespace xg

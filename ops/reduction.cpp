@@ -8,6 +8,7 @@
 #include "../engine/array_ops.hpp"
 #include "../engine/kernels.hpp"
 #include "arithmetic.hpp"
+#include "factories.hpp"
 #include "math.hpp"
 #include "shape_ops.hpp"
 
@@ -48,18 +49,19 @@ Tensor extreme(const Tensor& x, const Axes& axes_in, bool keepdim, bool is_max) 
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, op);
     const Shape in = x.shape();
-    return make_result(op, std::move(y), {x},
-                       [sx, in, axes](const Tensor& g, const Tensor& out) {
-                           const Tensor& xv = sx.get();
-                           Tensor mask;
-                           {
-                               NoGradGuard ng;
-                               mask = eq(xv, expand_back(out.detach(), in, axes));
-                               mask = mask / expand_back(sum(mask, Axes(axes.begin(), axes.end()), true), in, axes);
-                           }
-                           return Grads{expand_back(g, in, axes) * mask};
-                       },
-                       true);
+    return make_result(
+        op, std::move(y), {x},
+        [sx, in, axes](const Tensor& g, const Tensor& out) {
+            const Tensor& xv = sx.get();
+            Tensor mask;
+            {
+                NoGradGuard ng;
+                mask = eq(xv, expand_back(out.detach(), in, axes));
+                mask = mask / expand_back(sum(mask, Axes(axes.begin(), axes.end()), true), in, axes);
+            }
+            return Grads{expand_back(g, in, axes) * mask};
+        },
+        true);
 }
 }  // namespace
 
@@ -105,6 +107,46 @@ Tensor std(const Tensor& x, const Axes& axes, std::int64_t correction, bool keep
         true);
 }
 
+namespace {
+// Product of the other elements of each reduced group, exact at zeros and differentiable to any
+// order: the reduced axes are flattened to one of length n, and row i of an n x n matrix holds the
+// group with element i replaced by 1; the product of each row is the product of the others.
+// O(n^2) memory: used only when a group holds a zero and higher derivatives are being recorded.
+Tensor prod_of_others_exact(const Tensor& x, const std::vector<int>& axes) {
+    const Shape& in = x.shape();
+    std::vector<std::int64_t> perm, inverse(in.size());
+    Shape kept;
+    std::int64_t n = 1;
+    for (std::size_t i = 0; i < in.size(); ++i)
+        if (std::find(axes.begin(), axes.end(), static_cast<int>(i)) == axes.end()) {
+            perm.push_back(static_cast<std::int64_t>(i));
+            kept.push_back(in[i]);
+        }
+    for (int a : axes) {
+        perm.push_back(a);
+        n *= in[a];
+    }
+    for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<std::int64_t>(i);
+    Shape flat = kept;
+    flat.push_back(n);
+    const Tensor rows = unsqueeze(reshape(permute(x, perm), flat), -2);  // [..., 1, n]
+    const Tensor diagonal = eye(n, n, x.dtype());
+    const Tensor others = prod(where(diagonal, scalar_like(1.0, x), rows), {-1});  // [..., n]
+    Shape permuted = kept;
+    for (int a : axes) permuted.push_back(in[a]);
+    return permute(reshape(others, permuted), inverse);
+}
+
+bool has_zero(const Array& a) {
+    return detail::dispatch(a.dtype(), "prod", [&]<class T>() {
+        const T* p = a.data<T>();
+        for (std::int64_t i = 0; i < a.numel(); ++i)
+            if (p[i] == T(0)) return true;
+        return false;
+    });
+}
+}  // namespace
+
 Tensor prod(const Tensor& x, const Axes& axes_in, bool keepdim) {
     check_defined(x, "prod");
     const auto axes = normalize_axes(axes_in, x.ndim(), "prod");
@@ -112,22 +154,27 @@ Tensor prod(const Tensor& x, const Axes& axes_in, bool keepdim) {
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "prod");
     const Shape in = x.shape();
-    return make_result("prod", std::move(y), {x},
-                       [sx, in, axes](const Tensor& g, const Tensor& out) {
-                           // d prod / d x_i = product of the other elements: out / x_i where x_i != 0;
-                           // at a single zero, the product of the non-zeros; 0 when two or more are zero.
-                           const Tensor& xv = sx.get();
-                           const Axes ax(axes.begin(), axes.end());
-                           const Tensor zero = scalar_like(0.0, xv), one = scalar_like(1.0, xv);
-                           const Tensor is_zero = eq(xv, zero);
-                           const Tensor nonzero = where(is_zero, one, xv);
-                           const Tensor zero_count = expand_back(sum(is_zero, ax, true), in, axes);
-                           const Tensor prod_nonzero = expand_back(prod(nonzero, ax, true), in, axes);
-                           const Tensor others = where(is_zero, where(eq(zero_count, one), prod_nonzero, zero),
-                                                       expand_back(out, in, axes) / nonzero);
-                           return Grads{expand_back(g, in, axes) * others};
-                       },
-                       true);
+    return make_result(
+        "prod", std::move(y), {x},
+        [sx, in, axes](const Tensor& g, const Tensor& out) {
+            // d prod / d x_i = product of the other elements: out / x_i without zeros.
+            const Tensor& xv = sx.get();
+            const Tensor gx = expand_back(g, in, axes);
+            if (!has_zero(xv.array())) return Grads{gx * (expand_back(out, in, axes) / xv)};
+            if (is_grad_enabled()) return Grads{gx * prod_of_others_exact(xv, axes)};
+            // First order only (no graph recorded): at a single zero the product of the
+            // non-zeros, 0 elsewhere in its group; all 0 when a group has two zeros.
+            const Axes ax(axes.begin(), axes.end());
+            const Tensor zero = scalar_like(0.0, xv), one = scalar_like(1.0, xv);
+            const Tensor is_zero = eq(xv, zero);
+            const Tensor nonzero = where(is_zero, one, xv);
+            const Tensor zero_count = expand_back(sum(is_zero, ax, true), in, axes);
+            const Tensor prod_nonzero = expand_back(prod(nonzero, ax, true), in, axes);
+            const Tensor others =
+                where(is_zero, where(eq(zero_count, one), prod_nonzero, zero), expand_back(out, in, axes) / nonzero);
+            return Grads{gx * others};
+        },
+        true);
 }
 
 Tensor max(const Tensor& x, const Axes& axes, bool keepdim) { return extreme(x, axes, keepdim, true); }
@@ -138,7 +185,8 @@ Tensor arg_extreme(const Tensor& x, std::optional<std::int64_t> axis, bool keepd
     const char* op = is_max ? "argmax" : "argmin";
     check_defined(x, op);
     if (!axis) {
-        if (x.numel() == 0) throw ValueError(std::string(op) + ": the input is empty (shape " + shape_str(x.shape()) + ")");
+        if (x.numel() == 0)
+            throw ValueError(std::string(op) + ": the input is empty (shape " + shape_str(x.shape()) + ")");
         return Tensor(engine::reduce_arg_extreme(x.array(), -1, keepdim, is_max));
     }
     const int a = normalize_axis(*axis, x.ndim(), op);

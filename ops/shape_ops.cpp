@@ -47,8 +47,12 @@ Tensor reshape(const Tensor& x, Shape shape) {
         }
     }
     if (infer >= 0) {
-        if (known == 0 || x.numel() % known != 0)
-            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape));
+        if (known == 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " into " + shape_str(shape) +
+                             ": with 0 elements the -1 dimension is ambiguous");
+        if (x.numel() % known != 0)
+            throw ShapeError("reshape: cannot reshape " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) +
+                             " elements) into " + shape_str(shape));
         shape[infer] = x.numel() / known;
     }
     if (shape == x.shape()) return x;
@@ -61,7 +65,8 @@ Tensor flatten(const Tensor& x, std::int64_t start, std::int64_t end) {
     check_defined(x, "flatten");
     if (x.ndim() == 0) return reshape(x, {1});
     const int s = normalize_axis(start, x.ndim(), "flatten"), e = normalize_axis(end, x.ndim(), "flatten");
-    if (s > e) throw IndexError("flatten: start axis " + std::to_string(start) + " is after end axis " + std::to_string(end));
+    if (s > e)
+        throw IndexError("flatten: start axis " + std::to_string(start) + " is after end axis " + std::to_string(end));
     Shape shape(x.shape().begin(), x.shape().begin() + s);
     std::int64_t n = 1;
     for (int i = s; i <= e; ++i) n *= x.shape()[i];
@@ -153,11 +158,9 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return make_result("slice", engine::slice(x.array(), a, b, e, step), {x},
                        [in, a, b, step](const Tensor& g, const Tensor&) {
                            // The gradient of slice is a scatter into zeros, itself linear in g.
-                           // Its own gradient reads back the len slots (gg has the full input shape).
-                           const std::int64_t len = g.shape()[a];
-                           return Grads{make_result("slice_backward",
-                                                    engine::slice_scatter(g.array(), in, a, b, step), {g},
-                                                    [a, b, step, len](const Tensor& gg, const Tensor&) {
+                           const std::int64_t len = g.shape()[a];  // the slice's length (gg has the full one)
+                           return Grads{make_result("slice_backward", engine::slice_scatter(g.array(), in, a, b, step),
+                                                    {g}, [a, b, step, len](const Tensor& gg, const Tensor&) {
                                                         return Grads{slice(gg, a, b, b + len * step, step)};
                                                     })};
                        });
@@ -172,13 +175,12 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& index) {
     const int a = normalize_axis(axis, x.ndim(), "index_select");
     const Array idx = index.array().reshape({index.numel()});
     const Shape in = x.shape();
-    return make_result("index_select", engine::index_select(x.array(), a, idx), {x},
-                       [in, a, idx](const Tensor& g, const Tensor&) {
-                           return Grads{make_result("index_select_backward", engine::index_add(g.array(), in, a, idx),
-                                                    {g}, [a, idx](const Tensor& gg, const Tensor&) {
-                                                        return Grads{index_select(gg, a, Tensor(idx))};
-                                                    })};
-                       });
+    return make_result(
+        "index_select", engine::index_select(x.array(), a, idx), {x}, [in, a, idx](const Tensor& g, const Tensor&) {
+            return Grads{make_result(
+                "index_select_backward", engine::index_add(g.array(), in, a, idx), {g},
+                [a, idx](const Tensor& gg, const Tensor&) { return Grads{index_select(gg, a, Tensor(idx))}; })};
+        });
 }
 
 Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index) {
@@ -196,8 +198,9 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index) {
     const Array idx = index.array();
     const Shape in = x.shape();
     return make_result("gather", engine::gather(x.array(), a, idx), {x}, [in, a, idx](const Tensor& g, const Tensor&) {
-        return Grads{make_result("gather_backward", engine::scatter_add(g.array(), in, a, idx), {g},
-                                 [a, idx](const Tensor& gg, const Tensor&) { return Grads{gather(gg, a, Tensor(idx))}; })};
+        return Grads{
+            make_result("gather_backward", engine::scatter_add(g.array(), in, a, idx), {g},
+                        [a, idx](const Tensor& gg, const Tensor&) { return Grads{gather(gg, a, Tensor(idx))}; })};
     });
 }
 
@@ -220,9 +223,8 @@ Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
         parts.push_back(xs[i].array().to(d));
         sizes.push_back(s[a]);
     }
-    return make_result("concat", engine::concat(parts, a), xs, [sizes, a](const Tensor& g, const Tensor&) {
-        return split(g, sizes, a);
-    });
+    return make_result("concat", engine::concat(parts, a), xs,
+                       [sizes, a](const Tensor& g, const Tensor&) { return split(g, sizes, a); });
 }
 
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {

@@ -28,11 +28,13 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 /// x[start:stop:step] along axis, Python slice semantics (negative and out-of-range bounds clamp);
 /// step must be positive.
 Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
-/// Entries of x along axis at the positions of a 1-D int64 index (repeats allowed).
+/// Entries of x along axis at the positions of a 0-d or 1-d int64 index (repeats allowed, negative
+/// indices count from the end; IndexError outside [-n, n)). The gradient adds up repeats.
 Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& index);
-/// out[..i..] = x[..index[..i..]..] along axis; index is int64 with x's rank.
+/// out[..i..] = x[..index[..i..]..] along axis; index is int64 with x's rank and no larger than x
+/// outside axis (ShapeError otherwise). The gradient adds up repeats.
 Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index);
-/// Joins tensors along an existing axis.
+/// Joins tensors along an existing axis (dtypes are promoted; shapes must agree elsewhere).
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis = 0);
 /// Joins tensors of equal shape along a new axis.
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);

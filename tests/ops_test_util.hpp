@@ -42,12 +42,14 @@ inline void check_values(const Tensor& t, const std::vector<double>& expected, d
     for (std::size_t i = 0; i < v.size(); ++i)
         BOOST_CHECK_MESSAGE(close(v[i], expected[i], rtol, atol),
                             "element " << i << ": got " << v[i] << ", expected " << expected[i] << " in " << t
-                                      << " expected " << xg::tensor(expected, {static_cast<std::int64_t>(expected.size())}, xg::f64));
+                                       << " expected "
+                                       << xg::tensor(expected, {static_cast<std::int64_t>(expected.size())}, xg::f64));
 }
 
 /// Checks shape and dtype of t.
 inline void check_meta(const Tensor& t, const Shape& shape, xg::Dtype dtype) {
-    BOOST_CHECK_MESSAGE(t.shape() == shape, "shape " << xg::shape_str(t.shape()) << ", expected " << xg::shape_str(shape));
+    BOOST_CHECK_MESSAGE(t.shape() == shape,
+                        "shape " << xg::shape_str(t.shape()) << ", expected " << xg::shape_str(shape));
     BOOST_CHECK_MESSAGE(t.dtype() == dtype,
                         "dtype " << xg::dtype_name(t.dtype()) << ", expected " << xg::dtype_name(dtype));
 }
@@ -68,6 +70,19 @@ inline std::function<bool(const std::exception&)> msg_has(std::vector<std::strin
                 return false;
             }
         return true;
+    };
+}
+
+/// The gradient of sum(f(inputs) * weights) with respect to every input, recorded (create_graph):
+/// gradcheck/gradgradcheck of it check the second and third derivatives of f.
+template <class F>
+std::function<std::vector<Tensor>(const Inputs&)> gradient_of(F f) {
+    return [f](const Inputs& in) {
+        xg::EnableGradGuard enable;  // gradcheck evaluates its function under no-grad
+        const Tensor y = f(in);
+        xg::manual_seed(1234);  // fixed weights: the same function at every evaluation
+        const Tensor w = xg::uniform(y.shape(), 0.5, 1.5, y.dtype());
+        return xg::grad({xg::sum(y * w)}, in, {}, true, true, true);
     };
 }
 

@@ -1,10 +1,9 @@
 // Anomaly mode: the op that first produces NaN/inf (forward or backward) is named, with the place
 // where it was created; ops that merely pass a NaN on are not blamed.
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
 #include <thread>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 xg::Tensor f64(std::initializer_list<double> v, xg::Shape s = {-1}) { return xg::tensor(v, s, xg::f64); }

@@ -1,10 +1,9 @@
 // xg::to_dot: the recorded graph in Graphviz DOT.
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <regex>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 std::size_t count(const std::string& s, const std::string& what) {
@@ -14,15 +13,16 @@ std::size_t count(const std::string& s, const std::string& what) {
 }
 std::size_t edges(const std::string& dot) {
     const std::regex edge(R"(\n  \w+ -> \w+)");
-    return static_cast<std::size_t>(std::distance(std::sregex_iterator(dot.begin(), dot.end(), edge), std::sregex_iterator()));
+    return static_cast<std::size_t>(
+        std::distance(std::sregex_iterator(dot.begin(), dot.end(), edge), std::sregex_iterator()));
 }
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(autograd_dot)
 
 BOOST_AUTO_TEST_CASE(ops_shapes_leaves_and_constants_are_shown) {
-    auto x = xg::ones({4, 3}, xg::f64);                       // constant input
-    auto w = xg::ones({3, 2}, xg::f64).requires_grad_();      // parameters
+    auto x = xg::ones({4, 3}, xg::f64);                   // constant input
+    auto w = xg::ones({3, 2}, xg::f64).requires_grad_();  // parameters
     auto b = xg::zeros({2}, xg::f64).requires_grad_();
     auto f = xg::sum(xg::sigmoid(xg::matmul(x, w) + b));
     const std::string dot = xg::to_dot(f);

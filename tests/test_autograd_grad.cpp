@@ -1,8 +1,7 @@
 // xg::grad (torch.autograd.grad) and the functional API built on it, against hand-derived values.
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 namespace tt = boost::test_tools;
@@ -32,8 +31,8 @@ BOOST_AUTO_TEST_CASE(grad_returns_gradients_without_touching_dot_grad) {
     auto w = f64({3, 4}).requires_grad_();
     auto y = xg::sum(x * w * w);
     const auto g = xg::grad({y}, {x, w});
-    BOOST_TEST(values(g[0]) == std::vector<double>({9, 16}), tt::per_element());   // w^2
-    BOOST_TEST(values(g[1]) == std::vector<double>({6, 16}), tt::per_element());   // 2 x w
+    BOOST_TEST(values(g[0]) == std::vector<double>({9, 16}), tt::per_element());  // w^2
+    BOOST_TEST(values(g[1]) == std::vector<double>({6, 16}), tt::per_element());  // 2 x w
     BOOST_TEST(!x.grad().defined());
     BOOST_TEST(!w.grad().defined());
     BOOST_TEST(!g[0].requires_grad());
@@ -98,7 +97,8 @@ BOOST_AUTO_TEST_CASE(create_graph_gives_second_and_third_derivatives_of_x4_sin_x
         const auto d3 = xg::grad({d2}, {x})[0];
         const double s = std::sin(v), c = std::cos(v);
         BOOST_TEST(d1.item<double>() == 4 * v * v * v * s + std::pow(v, 4) * c, tt::tolerance(1e-12));
-        BOOST_TEST(d2.item<double>() == 12 * v * v * s + 8 * std::pow(v, 3) * c - std::pow(v, 4) * s, tt::tolerance(1e-12));
+        BOOST_TEST(d2.item<double>() == 12 * v * v * s + 8 * std::pow(v, 3) * c - std::pow(v, 4) * s,
+                   tt::tolerance(1e-12));
         BOOST_TEST(d3.item<double>() == 24 * v * s + 36 * v * v * c - 12 * std::pow(v, 3) * s - std::pow(v, 4) * c,
                    tt::tolerance(1e-12));
         BOOST_TEST(d1.requires_grad());
@@ -147,7 +147,8 @@ BOOST_AUTO_TEST_CASE(jacobian_shape_is_output_shape_then_input_shape) {
     for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j)
             for (int k = 0; k < 2; ++k)
-                for (int l = 0; l < 3; ++l) BOOST_TEST(v[((i * 2 + j) * 2 + k) * 3 + l] == (i == k ? av[l * 2 + j] : 0.0));
+                for (int l = 0; l < 3; ++l)
+                    BOOST_TEST(v[((i * 2 + j) * 2 + k) * 3 + l] == (i == k ? av[l * 2 + j] : 0.0));
 }
 
 BOOST_AUTO_TEST_CASE(jacobian_with_create_graph_is_differentiable) {

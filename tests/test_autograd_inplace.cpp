@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(in_place_on_a_tensor_requiring_grad_with_grad_mode_on_throw
     BOOST_CHECK_THROW(p.zero_(), xg::GraphError);
     BOOST_CHECK_THROW(p.fill_(1.0), xg::GraphError);
     BOOST_CHECK_THROW(p.copy_(f64({3, 4})), xg::GraphError);
-    BOOST_CHECK_THROW((p * 2.0).mul_(2.0), xg::GraphError);  // non-leaf too
+    BOOST_CHECK_THROW((p * 2.0).mul_(2.0), xg::GraphError);                   // non-leaf too
     BOOST_TEST(values(p) == std::vector<double>({1, 2}), tt::per_element());  // unchanged
     auto c = f64({1, 2});
     c.add_(f64({1, 1}));  // no grad needed: fine with grad mode on
@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(each_in_place_update_bumps_the_version) {
 }
 
 BOOST_AUTO_TEST_CASE(backward_through_a_saved_input_modified_in_place_throws_naming_the_op) {
-    auto x = f64({1, 2});                    // data, saved by mul for w's gradient
+    auto x = f64({1, 2});  // data, saved by mul for w's gradient
     auto w = f64({3, 4}).requires_grad_();
     auto loss = xg::sum(x * w);
     x.mul_(10.0);

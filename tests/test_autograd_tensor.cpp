@@ -1,9 +1,8 @@
 // The Tensor handle's autograd state: requires_grad, grad, detach, leaves, retain_grad, grad mode.
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <sstream>
 #include <thread>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 xg::Tensor f64(std::initializer_list<double> v, xg::Shape s = {-1}) { return xg::tensor(v, s, xg::f64); }

@@ -172,6 +172,34 @@ BOOST_AUTO_TEST_CASE(max_pool2d_gradcheck) {
     auto f = [](const V& in) { return xg::max_pool2d(in[0], {3, 2}, {2, 2}, {1, 1}, {1, 1}); };
     XG_CHECK_GRAD(f, {x});
     XG_CHECK_GRADGRAD(f, {x});
+    // The 2x2 / stride 2 fast path (odd sizes drop the last row and column).
+    auto f2 = [](const V& in) { return xg::max_pool2d(in[0], {2, 2}); };
+    XG_CHECK_GRAD(f2, {x});
+    XG_CHECK_GRADGRAD(f2, {x});
+}
+
+BOOST_AUTO_TEST_CASE(max_pool2d_fast_path_matches_the_general_loop) {
+    xg::manual_seed(17);
+    auto x = xg::randn({2, 3, 7, 6}, xg::f64).requires_grad_();
+    // A 2x2 / stride 2 pool takes the fast path; the same max as a (1,2) pool then a (2,1) pool takes the
+    // general one twice.
+    auto fast = xg::max_pool2d(x, {2, 2});
+    auto general = xg::max_pool2d(xg::max_pool2d(x, {1, 2}), {2, 1});
+    BOOST_TEST(fast.to_vector<double>() == general.to_vector<double>(), boost::test_tools::per_element());
+    xg::sum(fast).backward();
+    auto g1 = x.grad().to_vector<double>();
+    x.zero_grad();
+    xg::sum(general).backward();
+    BOOST_TEST(g1 == x.grad().to_vector<double>(), boost::test_tools::per_element());
+    // By hand: the max of the four taps of the first image plane.
+    const auto xv = x.to_vector<double>(), fv = fast.to_vector<double>();
+    for (int oh = 0; oh < 3; ++oh)
+        for (int ow = 0; ow < 3; ++ow) {
+            double m = -1e300;
+            for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j) m = std::max(m, xv[(2 * oh + i) * 6 + 2 * ow + j]);
+            BOOST_TEST(fv[oh * 3 + ow] == m);
+        }
 }
 
 BOOST_AUTO_TEST_CASE(avg_pool2d_values_and_gradcheck) {

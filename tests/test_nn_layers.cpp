@@ -43,6 +43,23 @@ BOOST_AUTO_TEST_CASE(linear_values_and_gradcheck) {
     BOOST_TEST(nobias.parameters().size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(linear_weight_gradient_at_training_sizes) {
+    // Regression: at these sizes the GEMMs are split into row chunks; the weight gradient g^T x reads
+    // the transposed operand by column blocks (its leading dimension must stay the full row count).
+    xg::manual_seed(12);
+    nn::Linear lin(784, 300);
+    auto x = xg::randn({128, 784});
+    auto g = xg::randn({128, 300});
+    lin(x).backward(g);
+    const auto got = lin.weight.grad().to_vector<double>();
+    const auto want = xg::matmul(xg::transpose(g, 0, 1).to(xg::f64), x.to(xg::f64)).to_vector<double>();
+    BOOST_REQUIRE_EQUAL(got.size(), want.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / (1 + std::abs(want[i])));
+    BOOST_TEST(worst < 1e-4);
+    check_close(lin.bias.grad().to_vector<double>(), xg::sum(g.to(xg::f64), {0}).to_vector<double>(), 1e-3);
+}
+
 BOOST_AUTO_TEST_CASE(sequential_and_activation_layers) {
     xg::manual_seed(2);
     auto l1 = std::make_shared<nn::Linear>(3, 4, true, xg::f64);

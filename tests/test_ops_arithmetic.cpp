@@ -43,8 +43,8 @@ Ref ref_binary(const Tensor& a, const Tensor& b, const std::function<double(doub
 
 const std::vector<std::pair<xg::Shape, xg::Shape>>& shape_pairs() {
     static const std::vector<std::pair<xg::Shape, xg::Shape>> p = {
-        {{2, 3}, {2, 3}}, {{2, 3}, {3}}, {{}, {2}}, {{}, {}}, {{1, 3}, {2, 1}}, {{2, 1, 3}, {4, 1}},
-        {{0, 3}, {3}},    {{2, 0}, {1}}, {{1}, {}},
+        {{2, 3}, {2, 3}},    {{2, 3}, {3}}, {{}, {2}},     {{}, {}},  {{1, 3}, {2, 1}},
+        {{2, 1, 3}, {4, 1}}, {{0, 3}, {3}}, {{2, 0}, {1}}, {{1}, {}},
     };
     return p;
 }
@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(large_broadcasts_take_the_parallel_path) {
     // Above the grain size every broadcasting branch (same shape, scalar, rows, strided) runs on TBB.
     xg::manual_seed(12);
     const std::vector<std::pair<xg::Shape, xg::Shape>> pairs = {
-        {{300, 700}, {300, 700}}, {{300, 700}, {}}, {{}, {300, 700}}, {{300, 700}, {700}},
+        {{300, 700}, {300, 700}}, {{300, 700}, {}},     {{}, {300, 700}},         {{300, 700}, {700}},
         {{300, 700}, {300, 1}},   {{300, 1}, {1, 700}}, {{3, 100, 700}, {100, 1}}};
     for (const auto& [sa, sb] : pairs) {
         BOOST_TEST_CONTEXT(xg::shape_str(sa) << " with " << xg::shape_str(sb)) {
@@ -160,6 +160,23 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_with_broadcasting) {
             }
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    xg::manual_seed(14);
+    for (const auto& c : binary_cases()) {
+        BOOST_TEST_CONTEXT(c.name) {
+            const Tensor a = rleaf({2, 3}, c.lo, c.hi), b = rleaf({3}, c.lo, c.hi);
+            const auto g = gradient_of([op = c.op](const Inputs& in) { return op(in[0], in[1]); });
+            XGT_CHECK_GRADS(g, {a, b});
+        }
+    }
+    const auto pow_scalar = gradient_of([](const Inputs& in) { return xg::pow(in[0], 3.5) + xg::pow(1.7, in[0]); });
+    XGT_CHECK_GRADS(pow_scalar, {rleaf({4}, 0.5, 2.0)});
+    const auto clamp_where = gradient_of([](const Inputs& in) {
+        return xg::clamp(in[0] * in[0], 0.1, 0.5) * xg::where(xg::gt(in[0], xg::scalar(0.0, xg::f64)), in[0], -in[0]);
+    });
+    XGT_CHECK_GRADS(clamp_where, {leaf({-0.9, -0.5, 0.2, 0.6, 0.95}, {5})});
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_scalar_forms_and_neg) {
@@ -317,14 +334,16 @@ BOOST_AUTO_TEST_CASE(where_values_gradients_and_broadcasting) {
     check_values(a.grad(), {1, 0, 1, 1, 0, 1});
     check_values(b.grad(), {2});
     // int64 condition, all 0-d, promotion, zero-size.
-    check_values(xg::where(xg::tensor_i64({0, 7}, {2}), xg::tensor({1, 2}, {2}, xg::f32), xg::tensor({9}, {1}, xg::f64)),
-                 {9, 2});
+    check_values(
+        xg::where(xg::tensor_i64({0, 7}, {2}), xg::tensor({1, 2}, {2}, xg::f32), xg::tensor({9}, {1}, xg::f64)),
+        {9, 2});
     BOOST_TEST(xg::where(xg::scalar(1), xg::scalar(2), xg::scalar(3, xg::f64)).dtype() == xg::f64);
     check_values(xg::where(xg::scalar(0), xg::scalar(2), xg::scalar(3)), {3});
     check_meta(xg::where(xg::zeros({0, 3}), xg::ones({3}), xg::scalar(0)), {0, 3}, xg::f32);
     xg::manual_seed(3);
     const Tensor c2 = xg::tensor({1, 0}, {2, 1}, xg::f64);
-    XGT_CHECK_GRADS([c2](const Inputs& in) { return xg::where(c2, in[0], in[1]) * in[0]; }, {rleaf({3}), rleaf({2, 3})});
+    XGT_CHECK_GRADS([c2](const Inputs& in) { return xg::where(c2, in[0], in[1]) * in[0]; },
+                    {rleaf({3}), rleaf({2, 3})});
     XGT_CHECK_GRADS([](const Inputs& in) { return xg::where(xg::scalar(1.0, xg::f64), in[0], in[1]); },
                     {rleaf({}), rleaf({})});
     // The usual safe-log pattern: where(x > 0, log(x), 0) has a finite gradient at x <= 0 only for the
@@ -358,8 +377,7 @@ BOOST_AUTO_TEST_CASE(comparisons) {
 
 BOOST_AUTO_TEST_CASE(shape_mismatch_names_op_and_shapes) {
     const Tensor a = xg::zeros({2, 3}), b = xg::zeros({4});
-    for (const auto& c : binary_cases())
-        BOOST_TEST_CONTEXT(c.name) {
+    for (const auto& c : binary_cases()) BOOST_TEST_CONTEXT(c.name) {
             BOOST_CHECK_EXCEPTION(c.op(a, b), xg::ShapeError, msg_has({c.name, "[2,3]", "[4]"}));
         }
     BOOST_CHECK_EXCEPTION(a + b, xg::ShapeError, msg_has({"add", "[2,3]", "[4]", "3 vs 4"}));

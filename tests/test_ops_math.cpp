@@ -26,15 +26,18 @@ const std::vector<UnaryCase>& cases() {
     static const std::vector<UnaryCase> c = {
         {"exp", xg::exp, [](double x) { return std::exp(x); }, [](double x) { return std::exp(x); }, -2, 2, true},
         {"log", xg::log, [](double x) { return std::log(x); }, [](double x) { return 1 / x; }, 0.5, 3, true},
-        {"log1p", xg::log1p, [](double x) { return std::log1p(x); }, [](double x) { return 1 / (1 + x); }, -0.5, 2, true},
+        {"log1p", xg::log1p, [](double x) { return std::log1p(x); }, [](double x) { return 1 / (1 + x); }, -0.5, 2,
+         true},
         {"expm1", xg::expm1, [](double x) { return std::expm1(x); }, [](double x) { return std::exp(x); }, -2, 2, true},
-        {"sqrt", xg::sqrt, [](double x) { return std::sqrt(x); }, [](double x) { return 0.5 / std::sqrt(x); }, 0.5, 3, true},
+        {"sqrt", xg::sqrt, [](double x) { return std::sqrt(x); }, [](double x) { return 0.5 / std::sqrt(x); }, 0.5, 3,
+         true},
         {"rsqrt", xg::rsqrt, [](double x) { return 1 / std::sqrt(x); },
          [](double x) { return -0.5 * std::pow(x, -1.5); }, 0.5, 3, true},
         {"abs", xg::abs, [](double x) { return std::fabs(x); }, [](double x) { return sign_ref(x); }, -2, 2, false},
         {"sign", xg::sign, sign_ref, [](double) { return 0.0; }, -2, 2, false},
         {"square", xg::square, [](double x) { return x * x; }, [](double x) { return 2 * x; }, -2, 2, false},
-        {"reciprocal", xg::reciprocal, [](double x) { return 1 / x; }, [](double x) { return -1 / (x * x); }, 0.5, 3, true},
+        {"reciprocal", xg::reciprocal, [](double x) { return 1 / x; }, [](double x) { return -1 / (x * x); }, 0.5, 3,
+         true},
         {"sin", xg::sin, [](double x) { return std::sin(x); }, [](double x) { return std::cos(x); }, -3, 3, true},
         {"cos", xg::cos, [](double x) { return std::cos(x); }, [](double x) { return -std::sin(x); }, -3, 3, true},
         {"neg", xg::neg, [](double x) { return -x; }, [](double) { return -1.0; }, -2, 2, false},
@@ -148,6 +151,18 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_on_several_shapes) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(third_derivatives) {
+    // gradcheck/gradgradcheck of the recorded first derivative: orders two and three.
+    xg::manual_seed(8);
+    for (const auto& c : cases()) {
+        BOOST_TEST_CONTEXT(c.name) {
+            const Tensor x = rleaf({2, 3}, c.lo, c.hi);
+            const auto g = gradient_of([op = c.op](const Inputs& in) { return op(in[0]); });
+            XGT_CHECK_GRADS(g, {x});
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(gradcheck_at_large_inputs) {
     // exp/expm1 at +-20 and sin/cos at 88: large values, still smooth.
     const Tensor x = leaf({20.0, -20.0, 5.0}, {3});
@@ -155,7 +170,8 @@ BOOST_AUTO_TEST_CASE(gradcheck_at_large_inputs) {
     XGT_CHECK_GRADS([](const Inputs& in) { return xg::expm1(in[0]); }, {x});
     const Tensor y = leaf({88.0, -88.0}, {2});
     XGT_CHECK_GRADS([](const Inputs& in) { return xg::sin(in[0]) + xg::cos(in[0]); }, {y});
-    XGT_CHECK_GRADS([](const Inputs& in) { return xg::log(in[0]) * xg::sqrt(in[0]); }, {xg::abs(y).detach().requires_grad_()});
+    XGT_CHECK_GRADS([](const Inputs& in) { return xg::log(in[0]) * xg::sqrt(in[0]); },
+                    {xg::abs(y).detach().requires_grad_()});
 }
 
 BOOST_AUTO_TEST_CASE(non_differentiable_points_follow_pytorch) {
@@ -195,7 +211,9 @@ BOOST_AUTO_TEST_CASE(out_of_domain_gives_nan_not_a_crash) {
     check_values(xg::log(xg::tensor({-1.0}, {1}, xg::f32)), {NAN});
     // NaN propagates through every op, and through sign.
     const Tensor n = xg::tensor({NAN}, {1}, xg::f64);
-    for (const auto& c : cases()) BOOST_TEST_CONTEXT(c.name) { check_values(c.op(n), {NAN}); }
+    for (const auto& c : cases()) BOOST_TEST_CONTEXT(c.name) {
+            check_values(c.op(n), {NAN});
+        }
 }
 
 BOOST_AUTO_TEST_CASE(integer_inputs) {
@@ -231,7 +249,9 @@ BOOST_AUTO_TEST_CASE(saved_input_modified_in_place_throws_on_backward) {
 
 BOOST_AUTO_TEST_CASE(no_graph_is_recorded_without_requires_grad) {
     const Tensor x = xg::tensor({1.0, 2.0}, {2});
-    for (const auto& c : cases()) BOOST_TEST_CONTEXT(c.name) { BOOST_TEST(!c.op(x).requires_grad()); }
+    for (const auto& c : cases()) BOOST_TEST_CONTEXT(c.name) {
+            BOOST_TEST(!c.op(x).requires_grad());
+        }
     const Tensor r = leaf({1.0}, {1});
     xg::NoGradGuard ng;
     BOOST_TEST(!xg::exp(r).requires_grad());

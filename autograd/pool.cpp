@@ -1,0 +1,78 @@
+// Thread-local free lists behind detail::make_pooled (see node.hpp).
+#include <cstddef>
+#include <new>
+
+#include "node.hpp"
+
+namespace xg::detail {
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPooling = false;  // let AddressSanitizer see every allocation and free
+#else
+constexpr bool kPooling = true;
+#endif
+
+constexpr std::size_t kGranule = 64;                 // size classes of 64 bytes ...
+constexpr std::size_t kClasses = 16;                 // ... up to 1 KiB; larger blocks bypass the pool
+constexpr std::size_t kMaxBytesPerClass = 16 << 20;  // beyond this, freed blocks go back to malloc
+
+struct FreeBlock {
+    FreeBlock* next;
+};
+
+struct Pool {
+    FreeBlock* head[kClasses] = {};
+    std::size_t count[kClasses] = {};
+    ~Pool();
+};
+
+// Set when this thread's pool has been destroyed (thread exit); later frees go to the heap.
+thread_local bool t_pool_dead = false;
+thread_local Pool t_pool;
+
+Pool::~Pool() {
+    for (std::size_t c = 0; c < kClasses; ++c)
+        while (head[c]) {
+            FreeBlock* b = head[c];
+            head[c] = b->next;
+            ::operator delete(b);
+        }
+    t_pool_dead = true;
+}
+
+std::size_t size_class(std::size_t bytes) { return (bytes + kGranule - 1) / kGranule; }
+
+}  // namespace
+
+void* pool_alloc(std::size_t bytes) {
+    const std::size_t c = size_class(bytes);
+    if (!kPooling || c == 0 || c > kClasses || t_pool_dead) return ::operator new(bytes);
+    Pool& pool = t_pool;
+    if (FreeBlock* b = pool.head[c - 1]) {
+        pool.head[c - 1] = b->next;
+        --pool.count[c - 1];
+        return b;
+    }
+    return ::operator new(c* kGranule);
+}
+
+void pool_free(void* p, std::size_t bytes) noexcept {
+    const std::size_t c = size_class(bytes);
+    if (!kPooling || c == 0 || c > kClasses || t_pool_dead) {
+        ::operator delete(p);
+        return;
+    }
+    Pool& pool = t_pool;
+    if (pool.count[c - 1] * c * kGranule >= kMaxBytesPerClass) {
+        ::operator delete(p);
+        return;
+    }
+    auto* b = static_cast<FreeBlock*>(p);
+    b->next = pool.head[c - 1];
+    pool.head[c - 1] = b;
+    ++pool.count[c - 1];
+}
+
+}  // namespace xg::detail

@@ -1,0 +1,230 @@
+// engine/: Array, shapes, the caching allocator, thread control, determinism at 1 and 2 threads,
+// BLAS threading, and reading/printing tensors.
+#include <sstream>
+
+#include "ops_test_util.hpp"
+
+extern "C" int openblas_get_num_threads(void);
+
+using namespace xgt;
+using xg::Array;
+using xg::Tensor;
+
+BOOST_AUTO_TEST_SUITE(engine)
+
+BOOST_AUTO_TEST_CASE(array_basics) {
+    Array a({2, 3}, xg::f64);
+    BOOST_TEST(a.defined());
+    BOOST_TEST(a.numel() == 6);
+    BOOST_TEST(a.ndim() == 2u);
+    BOOST_TEST(a.size(-1) == 3);
+    for (int i = 0; i < 6; ++i) a.data<double>()[i] = i;
+    const Array r = a.reshape({3, 2});
+    BOOST_TEST(r.shares_storage(a));
+    const Array c = a.clone();
+    BOOST_TEST(!c.shares_storage(a));
+    a.data<double>()[0] = 42;
+    BOOST_TEST(r.data<double>()[0] == 42.0);
+    BOOST_TEST(c.data<double>()[0] == 0.0);
+    const Array f = a.to(xg::f32);
+    BOOST_TEST(f.data<float>()[5] == 5.0f);
+    BOOST_TEST(a.to(xg::f64).shares_storage(a));
+    BOOST_TEST(!Array().defined());
+    BOOST_TEST(Array({0, 4}, xg::f32).numel() == 0);
+    BOOST_TEST(Array({}, xg::i64).numel() == 1);
+    // Version counter (bumped by in-place writes).
+    const auto v0 = a.version();
+    a.bump_version();
+    BOOST_TEST(a.version() == v0 + 1);
+    BOOST_TEST(r.version() == v0 + 1);  // shared buffer, shared version
+    BOOST_CHECK_EXCEPTION(a.data<float>(), xg::DtypeError, msg_has({"data", "float64", "float32"}));
+    BOOST_CHECK_EXCEPTION(Array({2, -1}, xg::f32), xg::ValueError, msg_has({"negative", "[2,-1]"}));
+    BOOST_CHECK_EXCEPTION(a.reshape({4}), xg::ShapeError, msg_has({"reshape", "[2,3]", "[4]"}));
+    BOOST_CHECK_EXCEPTION(a.size(2), xg::IndexError, msg_has({"size", "axis 2"}));
+    BOOST_CHECK_EXCEPTION(Array({}, xg::f32).size(0), xg::IndexError, msg_has({"size", "0-d"}));
+    std::ostringstream os;
+    os << xg::f32 << " " << xg::f64 << " " << xg::i64;
+    BOOST_TEST(os.str() == "float32 float64 int64");
+}
+
+BOOST_AUTO_TEST_CASE(shape_helpers) {
+    BOOST_TEST(xg::shape_numel({}) == 1);
+    BOOST_TEST(xg::shape_numel({2, 0, 3}) == 0);
+    BOOST_TEST(xg::shape_str({2, 3}) == "[2,3]");
+    BOOST_TEST(xg::shape_str({}) == "[]");
+    BOOST_TEST((xg::contiguous_strides({2, 3, 4}) == xg::Shape{12, 4, 1}));
+    BOOST_TEST((xg::broadcast_shape({2, 1, 3}, {4, 1}, "t") == xg::Shape{2, 4, 3}));
+    BOOST_TEST((xg::broadcast_shape({}, {0, 2}, "t") == xg::Shape{0, 2}));
+    BOOST_TEST((xg::broadcast_shape({1}, {0}, "t") == xg::Shape{0}));
+    BOOST_CHECK_EXCEPTION(xg::broadcast_shape({2, 3}, {3, 3}, "myop"), xg::ShapeError,
+                          msg_has({"myop", "[2,3]", "[3,3]", "2 vs 3"}));
+    BOOST_TEST(xg::normalize_axis(-1, 3, "t") == 2);
+    BOOST_TEST(xg::normalize_axis(-1, 0, "t") == 0);  // a 0-d tensor accepts 0 and -1
+    BOOST_CHECK_EXCEPTION(xg::normalize_axis(3, 3, "myop"), xg::IndexError, msg_has({"myop", "axis 3", "3-d"}));
+    BOOST_CHECK_EXCEPTION(xg::normalize_axis(1, 0, "myop"), xg::IndexError, msg_has({"myop", "axis 1", "0-d"}));
+    BOOST_TEST((xg::normalize_axes({-1, 0}, 3, "t") == std::vector<int>{0, 2}));
+    BOOST_TEST((xg::normalize_axes({}, 2, "t") == std::vector<int>{0, 1}));
+    BOOST_CHECK_EXCEPTION(xg::normalize_axes({0, -3}, 3, "myop"), xg::IndexError, msg_has({"myop", "repeated"}));
+}
+
+BOOST_AUTO_TEST_CASE(caching_allocator_reuses_buffers) {
+    const std::size_t bytes = std::size_t(1) << 22;  // 4 MiB
+    { Array warm({static_cast<std::int64_t>(bytes / 4)}, xg::f32); }
+    const auto before = xg::allocator_stats();
+    BOOST_TEST(before.bytes_cached >= bytes);
+    {
+        Array again({static_cast<std::int64_t>(bytes / 4)}, xg::f32);  // served from the cache
+        const auto during = xg::allocator_stats();
+        BOOST_TEST(during.bytes_cached == before.bytes_cached - bytes);
+        BOOST_TEST(during.bytes_in_use >= before.bytes_in_use + bytes);
+        BOOST_TEST(during.peak_bytes_in_use >= during.bytes_in_use);
+    }
+    BOOST_TEST(xg::allocator_stats().bytes_cached == before.bytes_cached);
+    xg::empty_cache();
+    BOOST_TEST(xg::allocator_stats().bytes_cached == 0u);
+    // Buffers are 64-byte aligned (SIMD loads).
+    for (std::int64_t n : {1, 3, 17, 1000, 12345}) {
+        Array a({n}, xg::f64);
+        BOOST_TEST(reinterpret_cast<std::uintptr_t>(a.raw()) % 64 == 0u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(thread_control) {
+    xg::set_num_threads(1);
+    BOOST_TEST(xg::get_num_threads() == 1);
+    xg::set_num_threads(2);
+    BOOST_TEST(xg::get_num_threads() == 2);
+    BOOST_CHECK_EXCEPTION(xg::set_num_threads(0), xg::ValueError, msg_has({"set_num_threads", "0"}));
+    // GEMMs are split across TBB tasks; OpenBLAS itself must stay single-threaded.
+    (void)xg::matmul(xg::ones({300, 300}), xg::ones({300, 300}));
+    BOOST_TEST(openblas_get_num_threads() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(reductions_are_bit_identical_at_one_and_two_threads) {
+    xg::manual_seed(51);
+    const Tensor v = xg::randn({1000000});
+    const Tensor m = xg::randn({1000, 1000});
+    const Tensor m64 = xg::randn({700, 900}, xg::f64);
+    const std::vector<std::function<Tensor()>> fns = {
+        [&] { return xg::sum(v); },
+        [&] { return xg::sum(m, {0}); },
+        [&] { return xg::sum(m, {1}); },
+        [&] { return xg::mean(m64, {0}); },
+        [&] { return xg::sum(m64, {1}); },
+        [&] { return xg::var(v); },
+        [&] { return xg::max(m, {0}); },
+        [&] { return xg::logsumexp(m, {1}); },
+        [&] {
+            return xg::prod(xg::reshape(v, {1000, 1000}), {0});
+        },
+    };
+    for (std::size_t i = 0; i < fns.size(); ++i) {
+        BOOST_TEST_CONTEXT("reduction " << i) {
+            const auto [one, two] = at_1_and_2_threads(fns[i]);
+            BOOST_TEST((bits(one) == bits(two)));
+        }
+    }
+    // The sum of 1M floats is also accurate (pairwise-enough): compare with a double loop.
+    double ref = 0;
+    for (float x : v.to_vector<float>()) ref += x;
+    BOOST_TEST(std::fabs(xg::sum(v).item<double>() - ref) < 1e-2);
+}
+
+BOOST_AUTO_TEST_CASE(matmul_is_bit_identical_at_one_and_two_threads) {
+    xg::manual_seed(52);
+    const Tensor a = xg::randn({512, 512}), b = xg::randn({512, 512});
+    const Tensor ba = xg::randn({8, 128, 96}, xg::f64), bb = xg::randn({96, 130}, xg::f64);
+    const Tensor wide = xg::randn({64, 300}), wide_b = xg::randn({300, 1024});
+    const std::vector<std::function<Tensor()>> fns = {
+        [&] { return xg::matmul(a, b); },
+        [&] { return xg::matmul(ba, bb); },
+        [&] { return xg::matmul_t(a, b, true, false); },
+        [&] { return xg::matmul_t(a, b, false, true); },
+        [&] { return xg::matmul(wide, wide_b); },
+    };
+    for (std::size_t i = 0; i < fns.size(); ++i) {
+        BOOST_TEST_CONTEXT("matmul " << i) {
+            const auto [one, two] = at_1_and_2_threads(fns[i]);
+            BOOST_TEST((bits(one) == bits(two)));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(elementwise_and_gradients_are_bit_identical_at_one_and_two_threads) {
+    xg::manual_seed(53);
+    const Tensor x = xg::uniform({1000, 1000}, 0.1, 2.0);
+    const Tensor y = xg::randn({1000});
+    const std::vector<std::function<Tensor()>> fns = {
+        [&] { return xg::exp(x); },
+        [&] { return xg::log(x) * y; },
+        [&] { return xg::sin(x) / (x + y); },
+        [&] { return xg::pow(x, 1.5) - xg::sqrt(x); },
+        [&] {
+            return xg::permute(xg::reshape(x, {100, 100, 100}), {2, 0, 1});
+        },
+        [&] { return xg::where(xg::gt(x, xg::scalar(1.0)), x, y); },
+        [&] {
+            // A gradient: backward through broadcast, matmul and reductions.
+            xg::manual_seed(54);
+            Tensor w2 = xg::randn({1000, 64}).requires_grad_();
+            xg::sum(xg::exp(xg::matmul(x, w2) * 0.01) * xg::reshape(y, {1000, 1})).backward();
+            return w2.grad();
+        },
+    };
+    for (std::size_t i = 0; i < fns.size(); ++i) {
+        BOOST_TEST_CONTEXT("op " << i) {
+            const auto [one, two] = at_1_and_2_threads(fns[i]);
+            BOOST_TEST((bits(one) == bits(two)));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(reading_values) {
+    const Tensor s = xg::scalar(2.75, xg::f64);
+    BOOST_TEST(s.item<double>() == 2.75);
+    BOOST_TEST(s.item<float>() == 2.75f);
+    BOOST_TEST(s.item<std::int64_t>() == 2);
+    BOOST_TEST(xg::tensor({5}, {1, 1}).item<int>() == 5);
+    BOOST_TEST(xg::tensor_i64({-7}).item<double>() == -7.0);
+    BOOST_CHECK_EXCEPTION(xg::ones({2}).item<float>(), xg::ValueError, msg_has({"item", "2 elements", "[2]"}));
+    BOOST_CHECK_EXCEPTION(xg::ones({0}).item<float>(), xg::ValueError, msg_has({"item", "0 elements"}));
+    const Tensor t = xg::tensor({1, 2, 3, 4, 5, 6}, {2, 3});
+    BOOST_TEST(t.to_vector<float>() == (std::vector<float>{1, 2, 3, 4, 5, 6}));  // row-major
+    BOOST_TEST(xg::transpose(t, 0, 1).to_vector<int>() == (std::vector<int>{1, 4, 2, 5, 3, 6}));
+    BOOST_TEST(t.to_vector<std::int64_t>().size() == 6u);
+    BOOST_TEST((t.shape() == xg::Shape{2, 3}));
+    BOOST_TEST(t.numel() == 6);
+    BOOST_TEST(t.ndim() == 2u);
+    BOOST_TEST(t.size(0) == 2);
+    BOOST_TEST(t.dtype() == xg::f32);
+    BOOST_TEST(xg::zeros({0}).to_vector<double>().empty());
+}
+
+BOOST_AUTO_TEST_CASE(printing) {
+    auto str = [](const Tensor& t) {
+        std::ostringstream os;
+        os << t;
+        return os.str();
+    };
+    BOOST_TEST(str(xg::tensor({1, 2, 3, 4}, {2, 2})) ==
+               "tensor([[1, 2],\n        [3, 4]], shape=[2,2], dtype=float32)");
+    BOOST_TEST(str(xg::scalar(3.25, xg::f64)) == "tensor(3.25, shape=[], dtype=float64)");
+    BOOST_TEST(str(xg::tensor_i64({1, -2})) == "tensor([1, -2], shape=[2], dtype=int64)");
+    BOOST_TEST(str(xg::zeros({0, 3})) == "tensor([], shape=[0,3], dtype=float32)");
+    Tensor x = xg::tensor({1, 2}).requires_grad_();
+    BOOST_TEST(str(x) == "tensor([1, 2], shape=[2], dtype=float32, requires_grad=true)");
+    BOOST_TEST(str(x * 2.0) == "tensor([2, 4], shape=[2], dtype=float32, grad_fn=<mul>)");
+    BOOST_TEST(str(xg::matmul(x, x)).find("grad_fn=<") != std::string::npos);
+    BOOST_TEST(str(Tensor()) == "tensor(undefined)");
+    // Large tensors are elided: first and last three of each dimension.
+    const std::string big = str(xg::arange(0, 2000));
+    BOOST_TEST(big == "tensor([0, 1, 2, ..., 1997, 1998, 1999], shape=[2000], dtype=float32)");
+    const std::string mat = str(xg::reshape(xg::arange(0, 2000), {40, 50}));
+    BOOST_TEST(mat.find("[0, 1, 2, ..., 47, 48, 49],") != std::string::npos);
+    BOOST_TEST(mat.find("...,\n") != std::string::npos);
+    BOOST_TEST(mat.find("1950, 1951, 1952, ..., 1997, 1998, 1999]]") != std::string::npos);
+    BOOST_TEST(mat.find("1000") == std::string::npos);  // a middle row is elided
+    BOOST_TEST(mat.size() < 700u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
