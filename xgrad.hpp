@@ -31,3 +31,4 @@
 #include "ops/dual.hpp"
 #include "ops/scalar_math.hpp"
 #include "ops/user_activation.hpp"
+#include "ops/activation_lab.hpp"

@@ -222,10 +222,11 @@ BOOST_AUTO_TEST_CASE(user_activation_is_a_first_class_op) {
 }
 
 BOOST_AUTO_TEST_CASE(large_tensors_run_the_vectorised_parallel_kernel) {
-    // More elements than the grain (parallel) and than the streaming threshold, with a ragged tail.
+    // More elements than the grain (parallel) and than the streaming threshold (32 MiB of float32),
+    // with a ragged tail.
     auto act = xg::activation("softsign_user", [](auto x) { return x / (1 + xg::abs(x)); });
     xg::manual_seed(4);
-    const std::int64_t n = (std::int64_t(1) << 21) + 13;
+    const std::int64_t n = (std::int64_t(1) << 23) + 13;
     auto x = xg::randn({n}, xg::f32).requires_grad_();
     const Tensor y = act(x);
     xg::sum(y).backward();
