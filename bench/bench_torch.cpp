@@ -1,8 +1,7 @@
 // LibTorch side of the benchmark suite: the same workloads as bench_xgrad.cpp, same names.
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
-
 #include <sys/resource.h>
+#include <torch/torch.h>
 
 namespace {
 
@@ -78,8 +77,8 @@ void GEMM_1024(benchmark::State& state) {
     torch::NoGradGuard ng;
     for (auto _ : state) benchmark::DoNotOptimize(torch::matmul(A, B));
     report_peak_rss(state);
-    state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(), benchmark::Counter::kIsRate,
-                                                  benchmark::Counter::kIs1000);
+    state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(),
+                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
@@ -94,9 +93,15 @@ void activation_fwd_bwd(benchmark::State& state, F act) {
     }
     report_peak_rss(state);
 }
-void W2_sigmoid(benchmark::State& s) { activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::sigmoid(x); }); }
-void W2_tanh(benchmark::State& s) { activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::tanh(x); }); }
-void W2_relu(benchmark::State& s) { activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::relu(x); }); }
+void W2_sigmoid(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::sigmoid(x); });
+}
+void W2_tanh(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::tanh(x); });
+}
+void W2_relu(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::relu(x); });
+}
 BENCHMARK(W2_sigmoid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);

@@ -1,12 +1,11 @@
 // xgrad side of the benchmark suite. Workload names match bench_torch.cpp so the table can pair them.
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
-#include <xgrad/xgrad.hpp>
 #include <xgrad/nn/layers.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
-
-#include <sys/resource.h>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 
@@ -17,7 +16,9 @@ void report_peak_rss(benchmark::State& state) {
     state.counters["peak_rss_MB"] = static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-void configure(benchmark::State& state, int threads_arg) { xg::set_num_threads(static_cast<int>(state.range(threads_arg))); }
+void configure(benchmark::State& state, int threads_arg) {
+    xg::set_num_threads(static_cast<int>(state.range(threads_arg)));
+}
 
 // W3: x = tanh(x * w + b) repeated; 3 recorded ops per step. range(0) = elements, range(1) = threads.
 void W3_chain_fwd_bwd(benchmark::State& state) {
@@ -82,8 +83,8 @@ void GEMM_1024(benchmark::State& state) {
     auto A = xg::randn({1024, 1024}), B = xg::randn({1024, 1024});
     for (auto _ : state) benchmark::DoNotOptimize(xg::matmul(A, B));
     report_peak_rss(state);
-    state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(), benchmark::Counter::kIsRate,
-                                                  benchmark::Counter::kIs1000);
+    state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(),
+                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
@@ -99,9 +100,15 @@ void activation_fwd_bwd(benchmark::State& state, F act) {
     }
     report_peak_rss(state);
 }
-void W2_sigmoid(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); }); }
-void W2_tanh(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); }); }
-void W2_relu(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::relu(x); }); }
+void W2_sigmoid(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); });
+}
+void W2_tanh(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); });
+}
+void W2_relu(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::relu(x); });
+}
 BENCHMARK(W2_sigmoid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
@@ -163,11 +170,11 @@ void W6_cnn_epoch(benchmark::State& state) {
     xg::manual_seed(0);
     using namespace xg::nn;
     auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
-        std::make_shared<Conv2d>(1, 32, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
-        std::make_shared<MaxPool2d>(xg::Size2{2, 2}),
-        std::make_shared<Conv2d>(32, 64, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
-        std::make_shared<MaxPool2d>(xg::Size2{2, 2}), std::make_shared<Flatten>(), std::make_shared<Linear>(3136, 128),
-        std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
+        std::make_shared<Conv2d>(1, 32, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}),
+        std::make_shared<Activation>("relu"), std::make_shared<MaxPool2d>(xg::Size2{2, 2}),
+        std::make_shared<Conv2d>(32, 64, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}),
+        std::make_shared<Activation>("relu"), std::make_shared<MaxPool2d>(xg::Size2{2, 2}), std::make_shared<Flatten>(),
+        std::make_shared<Linear>(3136, 128), std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
     train_epoch(state, model, {1, 28, 28});
 }
 BENCHMARK(W6_cnn_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);

@@ -72,7 +72,8 @@ Array broadcast_to(const Array& a, const Shape& shape, const char* op) {
         dispatch(a.dtype(), op, [&]<class T>() {
             const T v = a.data<T>()[0];
             T* dst = r.data<T>();
-            parallel_for(r.numel(), kGrainCheap, [&](std::int64_t b, std::int64_t e) { std::fill(dst + b, dst + e, v); });
+            parallel_for(r.numel(), kGrainCheap,
+                         [&](std::int64_t b, std::int64_t e) { std::fill(dst + b, dst + e, v); });
         });
         return r;
     }

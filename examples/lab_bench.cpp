@@ -71,8 +71,8 @@ int run_bench(const Args& args) {
                 xg::sum(y).backward();
                 x.zero_grad();
             });
-            std::cout << std::setprecision(3) << std::setw(10) << fwd * 1e6 / elems << std::setw(12) << both * 1e6 / elems
-                      << std::setprecision(2) << std::setw(10) << both;
+            std::cout << std::setprecision(3) << std::setw(10) << fwd * 1e6 / elems << std::setw(12)
+                      << both * 1e6 / elems << std::setprecision(2) << std::setw(10) << both;
         }
         std::cout << "\n";
     }
