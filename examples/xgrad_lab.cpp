@@ -134,8 +134,8 @@ std::vector<std::string> positional(const Args& args) {
 int run_list(const Args&) {
     for (const auto& name : xg::activation_names()) {
         const auto info = xg::activation_info(name);
-        std::cout << name << (info.elementwise ? "" : "  (along an axis)") << (info.notes.empty() ? "" : "  -- " + info.notes)
-                  << "\n";
+        std::cout << name << (info.elementwise ? "" : "  (along an axis)")
+                  << (info.notes.empty() ? "" : "  -- " + info.notes) << "\n";
     }
     return 0;
 }

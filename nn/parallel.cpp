@@ -17,8 +17,8 @@ void share_state(const Module& master, Module& replica) {
     std::map<std::string, Tensor> r;
     for (const auto& [name, t] : replica.state_dict()) r.emplace(name, t);
     if (m.size() != r.size())
-        throw ValueError("DataParallel: the replica has " + std::to_string(r.size()) + " parameters and buffers, the model " +
-                         std::to_string(m.size()));
+        throw ValueError("DataParallel: the replica has " + std::to_string(r.size()) +
+                         " parameters and buffers, the model " + std::to_string(m.size()));
     for (const auto& [name, t] : m) {
         auto it = r.find(name);
         if (it == r.end()) throw ValueError("DataParallel: the replica has no entry '" + name + "'");

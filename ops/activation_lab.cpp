@@ -75,7 +75,8 @@ std::vector<Kink> point_kinks(const Eval& fn, const std::vector<double>& xs) {
     for (std::size_t i = 0; i < xs.size(); ++i) {
         const double x = xs[i], h1 = step_for(x), h2 = h1 / 10;
         const double f0 = f[5 * i], fp1 = f[5 * i + 1], fm1 = f[5 * i + 2], fp2 = f[5 * i + 3], fm2 = f[5 * i + 4];
-        if (!std::isfinite(f0) || !std::isfinite(fp1) || !std::isfinite(fm1) || !std::isfinite(fp2) || !std::isfinite(fm2))
+        if (!std::isfinite(f0) || !std::isfinite(fp1) || !std::isfinite(fm1) || !std::isfinite(fp2) ||
+            !std::isfinite(fm2))
             continue;
         const double r1 = (fp1 - f0) / h1, l1 = (f0 - fm1) / h1, r2 = (fp2 - f0) / h2, l2 = (f0 - fm2) / h2;
         const double noise = 8 * std::numeric_limits<double>::epsilon() * (std::fabs(f0) + 1) / h2;
@@ -159,7 +160,8 @@ GradcheckSummary chunked_check(const ActivationFn& fn, const std::vector<double>
     GradFunction f = [fn](const std::vector<Tensor>& in) { return std::vector<Tensor>{fn(in[0])}; };
     for (std::size_t b = 0; b < xs.size(); b += static_cast<std::size_t>(chunk)) {
         const std::size_t e = std::min(xs.size(), b + static_cast<std::size_t>(chunk));
-        const std::vector<double> part(xs.begin() + static_cast<std::ptrdiff_t>(b), xs.begin() + static_cast<std::ptrdiff_t>(e));
+        const std::vector<double> part(xs.begin() + static_cast<std::ptrdiff_t>(b),
+                                       xs.begin() + static_cast<std::ptrdiff_t>(e));
         Tensor x = tensor(part, {-1}, Dtype::f64).requires_grad_();
         ++s.chunks;
         GradcheckResult r;
@@ -232,12 +234,13 @@ std::string CheckReport::text() const {
     if (!notes.empty()) os << "conventions: " << notes << "\n";
     auto gc = [&](const char* what, const GradcheckSummary& s) {
         if (!s.ran) return;
-        os << what << ": " << (s.ok ? "passed" : "FAILED") << " (" << s.chunks << " chunk" << (s.chunks == 1 ? "" : "s");
+        os << what << ": " << (s.ok ? "passed" : "FAILED") << " (" << s.chunks << " chunk"
+           << (s.chunks == 1 ? "" : "s");
         if (!s.ok) os << ", " << s.failed_chunks << " failed";
         os << ")\n";
         if (!s.ok && elementwise)
-            os << "  worst point x = " << fmt_point(s.worst_x) << ": analytical " << num(s.analytical, 10) << ", numerical "
-               << num(s.numerical, 10) << "\n";
+            os << "  worst point x = " << fmt_point(s.worst_x) << ": analytical " << num(s.analytical, 10)
+               << ", numerical " << num(s.numerical, 10) << "\n";
         if (!s.ok) {
             std::istringstream lines(s.report);
             for (std::string line; std::getline(lines, line);) os << "  | " << line << "\n";
@@ -260,7 +263,8 @@ std::string CheckReport::text() const {
             if (k.jump)
                 os << "  x = " << fmt_point(k.x) << ": f jumps by " << num(k.jump_size) << "\n";
             else
-                os << "  x = " << fmt_point(k.x) << ": f'(x-) = " << num(k.left) << ", f'(x+) = " << num(k.right) << "\n";
+                os << "  x = " << fmt_point(k.x) << ": f'(x-) = " << num(k.left) << ", f'(x+) = " << num(k.right)
+                   << "\n";
         }
     }
     if (!derivative_kinks.empty()) {
@@ -289,11 +293,13 @@ std::string CheckReport::text() const {
     }
     for (const auto& s : special) os << "special inputs: " << s << "\n";
     if (compared) {
-        os << "hand-written f' vs automatic f' (duals): largest |hand - auto| / (1 + |auto|) = " << num(max_disagreement, 3)
-           << " at x = " << fmt_point(disagreement_x) << " (hand " << num(hand_value, 10) << ", automatic "
-           << num(auto_value, 10) << ")" << (max_disagreement <= agreement ? "" : "  DISAGREE") << "\n";
+        os << "hand-written f' vs automatic f' (duals): largest |hand - auto| / (1 + |auto|) = "
+           << num(max_disagreement, 3) << " at x = " << fmt_point(disagreement_x) << " (hand " << num(hand_value, 10)
+           << ", automatic " << num(auto_value, 10) << ")" << (max_disagreement <= agreement ? "" : "  DISAGREE")
+           << "\n";
         if (auto_nonfinite)
-            os << "  the automatic f' is inf/NaN at " << auto_nonfinite << " point(s), first x = " << fmt_point(auto_nonfinite_x)
+            os << "  the automatic f' is inf/NaN at " << auto_nonfinite
+               << " point(s), first x = " << fmt_point(auto_nonfinite_x)
                << ", where the hand-written one is finite: f's formula overflows there (not counted)\n";
     } else if (hand_written) {
         os << "hand-written f': no automatic derivative to compare with\n";
@@ -301,7 +307,9 @@ std::string CheckReport::text() const {
     return os.str();
 }
 
-CheckReport check(const std::string& name, const CheckOptions& options) { return check(name, activation_info(name), options); }
+CheckReport check(const std::string& name, const CheckOptions& options) {
+    return check(name, activation_info(name), options);
+}
 
 CheckReport check(const std::string& name, const ActivationInfo& info, const CheckOptions& o) {
     CheckReport r;
@@ -364,7 +372,8 @@ CheckReport check(const std::string& name, const ActivationInfo& info, const Che
         const auto ds = eval_derivatives(fn, sp, Dtype::f64);
         const char* lbl[3] = {"+inf", "-inf", "nan"};
         for (int i = 0; i < 3; ++i)
-            r.special.push_back("f(" + std::string(lbl[i]) + ") = " + num(ds[0][i]) + ", f'(" + lbl[i] + ") = " + num(ds[1][i]));
+            r.special.push_back("f(" + std::string(lbl[i]) + ") = " + num(ds[0][i]) + ", f'(" + lbl[i] +
+                                ") = " + num(ds[1][i]));
     }
 
     // Saturation and sign changes of f' on the sweep (analytical f').
@@ -473,10 +482,14 @@ double tick_step(double span, int want = 6) {
 std::string esc(const std::string& s) {
     std::string r;
     for (char c : s) {
-        if (c == '<') r += "&lt;";
-        else if (c == '>') r += "&gt;";
-        else if (c == '&') r += "&amp;";
-        else r += c;
+        if (c == '<')
+            r += "&lt;";
+        else if (c == '>')
+            r += "&gt;";
+        else if (c == '&')
+            r += "&amp;";
+        else
+            r += c;
     }
     return r;
 }
@@ -517,14 +530,14 @@ std::string svg_plot(const std::vector<Curve>& curves, int width, int height) {
         for (double t = std::ceil(xlo / tx) * tx; t <= xhi + 1e-9 * tx; t += tx) {
             os << "<line x1=\"" << sx(t) << "\" y1=\"" << y0 << "\" x2=\"" << sx(t) << "\" y2=\"" << y1
                << "\" stroke=\"#e6e6e6\"/>\n";
-            os << "<text x=\"" << sx(t) << "\" y=\"" << y1 + 16 << "\" text-anchor=\"middle\">" << num(std::fabs(t) < 1e-12 * tx ? 0.0 : t, 4)
-               << "</text>\n";
+            os << "<text x=\"" << sx(t) << "\" y=\"" << y1 + 16 << "\" text-anchor=\"middle\">"
+               << num(std::fabs(t) < 1e-12 * tx ? 0.0 : t, 4) << "</text>\n";
         }
         for (double t = std::ceil(ylo / ty) * ty; t <= yhi + 1e-9 * ty; t += ty) {
             os << "<line x1=\"" << x0 << "\" y1=\"" << sy(t) << "\" x2=\"" << x1 << "\" y2=\"" << sy(t)
                << "\" stroke=\"#e6e6e6\"/>\n";
-            os << "<text x=\"" << x0 - 5 << "\" y=\"" << sy(t) + 4 << "\" text-anchor=\"end\">" << num(std::fabs(t) < 1e-12 * ty ? 0.0 : t, 4)
-               << "</text>\n";
+            os << "<text x=\"" << x0 - 5 << "\" y=\"" << sy(t) + 4 << "\" text-anchor=\"end\">"
+               << num(std::fabs(t) < 1e-12 * ty ? 0.0 : t, 4) << "</text>\n";
         }
         if (xlo < 0 && xhi > 0)
             os << "<line x1=\"" << sx(0) << "\" y1=\"" << y0 << "\" x2=\"" << sx(0) << "\" y2=\"" << y1
@@ -564,8 +577,8 @@ std::string svg_plot(const std::vector<Curve>& curves, int width, int height) {
     double lx = ml;
     for (std::size_t ci = 0; ci < curves.size(); ++ci) {
         const double ly = height - 18;
-        os << "<line x1=\"" << lx << "\" y1=\"" << ly - 4 << "\" x2=\"" << lx + 24 << "\" y2=\"" << ly - 4 << "\" stroke=\""
-           << kColors[ci % 8] << "\" stroke-width=\"3\"/>\n";
+        os << "<line x1=\"" << lx << "\" y1=\"" << ly - 4 << "\" x2=\"" << lx + 24 << "\" y2=\"" << ly - 4
+           << "\" stroke=\"" << kColors[ci % 8] << "\" stroke-width=\"3\"/>\n";
         os << "<text x=\"" << lx + 30 << "\" y=\"" << ly << "\">" << esc(curves[ci].name) << "</text>\n";
         lx += 40 + 8.0 * static_cast<double>(curves[ci].name.size()) + 20;
     }
@@ -584,8 +597,10 @@ std::string gnuplot_script(const std::vector<Curve>& curves, const std::string& 
             data << "# " << c.name << "\n";
             for (std::size_t i = 0; i < c.x.size(); ++i) {
                 auto put = [&](double v) {
-                    if (std::isfinite(v)) data << " " << v;
-                    else data << " NaN";
+                    if (std::isfinite(v))
+                        data << " " << v;
+                    else
+                        data << " NaN";
                 };
                 data << c.x[i];
                 put(c.f[i]);

@@ -43,8 +43,8 @@ const auto& sigmoid_def() {
     return d;
 }
 const auto& tanh_def() {
-    static const auto d =
-        def_of<Saves::output>("tanh", [](auto x) { return xg::tanh(x); }, [](auto y) { return 1 - y * y; });
+    static const auto d = def_of<Saves::output>(
+        "tanh", [](auto x) { return xg::tanh(x); }, [](auto y) { return 1 - y * y; });
     return d;
 }
 const auto& relu_def() {
@@ -66,7 +66,8 @@ auto leaky_relu_def(const std::string& name, double slope) {
 }
 // x > 0 ? x : a x with a per-element parameter (prelu's weight, rrelu's drawn slopes).
 auto prelu_like_def(const char* name) {
-    return detail::make_param_def(name, [](auto x, auto a) { return xg::where(x > 0, x, a * x); }, kGrainCheap);
+    return detail::make_param_def(
+        name, [](auto x, auto a) { return xg::where(x > 0, x, a * x); }, kGrainCheap);
 }
 const auto& prelu_def() {
     static const auto d = prelu_like_def("prelu");
@@ -227,10 +228,14 @@ Tensor step_impl(const std::string& name, const Tensor& x, const StepOptions& o)
     switch (o.surrogate) {
         case StepSurrogate::none:
             return detail::elementwise_forward(
-                def_of<Saves::input>(name, step_value(t, o.value_at_threshold), [](auto) { return 0; }, true, kGrainCheap), x);
+                def_of<Saves::input>(
+                    name, step_value(t, o.value_at_threshold), [](auto) { return 0; }, true, kGrainCheap),
+                x);
         case StepSurrogate::straight_through:
             return detail::elementwise_forward(
-                def_of<Saves::input>(name, step_value(t, o.value_at_threshold), [](auto) { return 1; }, true, kGrainCheap), x);
+                def_of<Saves::input>(
+                    name, step_value(t, o.value_at_threshold), [](auto) { return 1; }, true, kGrainCheap),
+                x);
         case StepSurrogate::sigmoid:
             return detail::elementwise_forward(def_of<Saves::input>(name, step_value(t, o.value_at_threshold),
                                                                     [t, k](auto x) {
@@ -418,8 +423,8 @@ Tensor glu_backward(const Tensor& g, const Tensor& x, std::int64_t axis_in) {
     Shape gshape = x.shape();
     gshape[sp.axis] = half;
     if (g.shape() != gshape)
-        throw ShapeError("glu_backward: gradient shape " + shape_str(g.shape()) + " does not match glu's output shape " +
-                         shape_str(gshape));
+        throw ShapeError("glu_backward: gradient shape " + shape_str(g.shape()) +
+                         " does not match glu's output shape " + shape_str(gshape));
     const Dtype d = promote(g.dtype(), x.dtype());
     const Array ga = g.array().to(d), xa = x.array().to(d);
     Array r(x.shape(), d);
@@ -429,34 +434,36 @@ Tensor glu_backward(const Tensor& g, const Tensor& x, std::int64_t axis_in) {
         const T* pg = ga.data<T>();
         const T* px = xa.data<T>();
         T* pr = r.data<T>();
-        for_segments(sp.outer, n, kGrainTranscendental, [&](std::int64_t o, std::int64_t k, std::int64_t cnt, std::int64_t t) {
-            const T* a = px + o * 2 * n + k;
-            const T* b = a + n;
-            const T* gp = pg + t;
-            T* ra = pr + o * 2 * n + k;
-            T* rb = ra + n;
-            auto body = [](auto gv, auto av, auto bv, auto& oa, auto& ob) {
-                const auto s = xg::sigmoid(bv);
-                oa = gv * s;
-                ob = gv * av * (s * (1 - s));
-            };
-            std::int64_t i = 0;
-            for (; i + W <= cnt; i += W) {
-                B oa, ob;
-                body(B::load_unaligned(gp + i), B::load_unaligned(a + i), B::load_unaligned(b + i), oa, ob);
-                oa.store_unaligned(ra + i);
-                ob.store_unaligned(rb + i);
-            }
-            for (; i < cnt; ++i) body(gp[i], a[i], b[i], ra[i], rb[i]);
-        });
+        for_segments(
+            sp.outer, n, kGrainTranscendental, [&](std::int64_t o, std::int64_t k, std::int64_t cnt, std::int64_t t) {
+                const T* a = px + o * 2 * n + k;
+                const T* b = a + n;
+                const T* gp = pg + t;
+                T* ra = pr + o * 2 * n + k;
+                T* rb = ra + n;
+                auto body = [](auto gv, auto av, auto bv, auto& oa, auto& ob) {
+                    const auto s = xg::sigmoid(bv);
+                    oa = gv * s;
+                    ob = gv * av * (s * (1 - s));
+                };
+                std::int64_t i = 0;
+                for (; i + W <= cnt; i += W) {
+                    B oa, ob;
+                    body(B::load_unaligned(gp + i), B::load_unaligned(a + i), B::load_unaligned(b + i), oa, ob);
+                    oa.store_unaligned(ra + i);
+                    ob.store_unaligned(rb + i);
+                }
+                for (; i < cnt; ++i) body(gp[i], a[i], b[i], ra[i], rb[i]);
+            });
     });
     if (!needs_record({g, x})) return Tensor(std::move(r));
     const bool need_g = g.requires_grad(), need_x = x.requires_grad();
     Saved sg(g, "glu_backward"), sx(x, "glu_backward");
     const int axis = sp.axis;
-    return make_result("glu_backward", std::move(r), {g, x}, [sg, sx, axis, need_g, need_x](const Tensor& gg, const Tensor&) {
-        return glu_double_backward(gg, sg.get(), sx.get(), axis, need_g, need_x);
-    });
+    return make_result("glu_backward", std::move(r), {g, x},
+                       [sg, sx, axis, need_g, need_x](const Tensor& gg, const Tensor&) {
+                           return glu_double_backward(gg, sg.get(), sx.get(), axis, need_g, need_x);
+                       });
 }
 }  // namespace
 
@@ -476,10 +483,11 @@ Tensor glu(const Tensor& x, std::int64_t axis_in) {
         const T* px = x.array().data<T>();
         T* py = y.data<T>();
         auto f = [](auto a, auto b) { return a * xg::sigmoid(b); };
-        for_segments(sp.outer, n, kGrainTranscendental, [&](std::int64_t o, std::int64_t k, std::int64_t cnt, std::int64_t t) {
-            const T* a = px + o * 2 * n + k;
-            detail::simd_map2(a, a + n, py + t, cnt, f);
-        });
+        for_segments(sp.outer, n, kGrainTranscendental,
+                     [&](std::int64_t o, std::int64_t k, std::int64_t cnt, std::int64_t t) {
+                         const T* a = px + o * 2 * n + k;
+                         detail::simd_map2(a, a + n, py + t, cnt, f);
+                     });
     });
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "glu");
@@ -530,7 +538,8 @@ void row_op(RowOp op, T sign, const T* x, const T* g, T* out, std::int64_t len, 
         } else {
             for (std::int64_t j = 0; j < len; ++j) s = s + xg::exp(lane_load<V>(x + j * stride) * sign - m);
             const V ls = m + xg::log(s);
-            for (std::int64_t j = 0; j < len; ++j) lane_store(out + j * stride, lane_load<V>(x + j * stride) * sign - ls);
+            for (std::int64_t j = 0; j < len; ++j)
+                lane_store(out + j * stride, lane_load<V>(x + j * stride) * sign - ls);
         }
     } else if (op == RowOp::softmax_backward) {
         V dot = V(T(0));
@@ -619,7 +628,8 @@ Array run_rows(RowOp op, double sign, const Array& x, const Array* g, const Axis
         const T sg = static_cast<T>(sign);
         const std::int64_t row = sp.len * sp.inner;
         if (sp.inner == 1) {
-            const std::int64_t grain = std::max<std::int64_t>(1, kGrainTranscendental / std::max<std::int64_t>(sp.len, 1));
+            const std::int64_t grain =
+                std::max<std::int64_t>(1, kGrainTranscendental / std::max<std::int64_t>(sp.len, 1));
             detail::parallel_for(sp.outer, grain, [&](std::int64_t b, std::int64_t e) {
                 for (std::int64_t o = b; o < e; ++o)
                     contiguous_row_op<T>(op, sg, px + o * row, pg ? pg + o * row : nullptr, po + o * row, sp.len);
@@ -651,8 +661,8 @@ Tensor softmax_backward_impl(const Tensor& g, const Tensor& y, std::int64_t axis
 
 // Rule of softmax_backward (out = sign y (g - <g, y>) per row):
 //   d/dg = softmax_backward(gg, y),  d/dy = sign (gg (g - <g, y>) - g <gg, y>).
-Grads softmax_double_backward(const Tensor& gg, const Tensor& g, const Tensor& y, int axis, double sign, const char* name,
-                              bool need_g, bool need_y) {
+Grads softmax_double_backward(const Tensor& gg, const Tensor& g, const Tensor& y, int axis, double sign,
+                              const char* name, bool need_g, bool need_y) {
     Tensor dg, dy;
     if (need_g) dg = softmax_backward_impl(gg, y, axis, sign, name);
     if (need_y) {
@@ -674,9 +684,10 @@ Tensor softmax_backward_impl(const Tensor& g, const Tensor& y, std::int64_t axis
     const bool need_g = g.requires_grad(), need_y = y.requires_grad();
     Saved sg(g, name), sy(y, name);
     const int axis = sp.axis;
-    return make_result(name, std::move(r), {g, y}, [sg, sy, axis, sign, name, need_g, need_y](const Tensor& gg, const Tensor&) {
-        return softmax_double_backward(gg, sg.get(), sy.get(), axis, sign, name, need_g, need_y);
-    });
+    return make_result(name, std::move(r), {g, y},
+                       [sg, sy, axis, sign, name, need_g, need_y](const Tensor& gg, const Tensor&) {
+                           return softmax_double_backward(gg, sg.get(), sy.get(), axis, sign, name, need_g, need_y);
+                       });
 }
 
 // softmax (sign 1) and softmin (sign -1).
@@ -686,16 +697,19 @@ Tensor softmax_impl(const Tensor& x, std::int64_t axis_in, double sign, const ch
     const AxisSplit sp = split_at(x.ndim() == 0 ? Shape{1} : x.shape(), x.ndim() == 0 ? 0 : axis_in, name);
     Array y = run_rows(RowOp::softmax, sign, x.array(), nullptr, sp, name);
     const int axis = x.ndim() == 0 ? 0 : sp.axis;
-    return make_result(name, std::move(y), {x},
-                       [axis, sign, backward_name](const Tensor& g, const Tensor& out) {
-                           return Grads{softmax_backward_impl(g, out, axis, sign, backward_name)};
-                       },
-                       true);
+    return make_result(
+        name, std::move(y), {x},
+        [axis, sign, backward_name](const Tensor& g, const Tensor& out) {
+            return Grads{softmax_backward_impl(g, out, axis, sign, backward_name)};
+        },
+        true);
 }
 }  // namespace
 
 Tensor softmax(const Tensor& x, std::int64_t axis) { return softmax_impl(x, axis, 1.0, "softmax", "softmax_backward"); }
-Tensor softmin(const Tensor& x, std::int64_t axis) { return softmax_impl(x, axis, -1.0, "softmin", "softmin_backward"); }
+Tensor softmin(const Tensor& x, std::int64_t axis) {
+    return softmax_impl(x, axis, -1.0, "softmin", "softmin_backward");
+}
 Tensor softmax_backward(const Tensor& g, const Tensor& y, std::int64_t axis) {
     return softmax_backward_impl(g, y, axis, 1.0, "softmax_backward");
 }
@@ -730,9 +744,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis_in) {
     const AxisSplit sp = split_at(x.ndim() == 0 ? Shape{1} : x.shape(), x.ndim() == 0 ? 0 : axis_in, name);
     Array y = run_rows(RowOp::log_softmax, 1.0, x.array(), nullptr, sp, name);
     const int axis = sp.axis;
-    return make_result(name, std::move(y), {x},
-                       [axis](const Tensor& g, const Tensor& out) { return Grads{log_softmax_backward(g, out, axis)}; },
-                       true);
+    return make_result(
+        name, std::move(y), {x},
+        [axis](const Tensor& g, const Tensor& out) { return Grads{log_softmax_backward(g, out, axis)}; }, true);
 }
 
 // --- the registry's built-in entries ------------------------------------------------------------------
@@ -745,65 +759,97 @@ std::vector<std::pair<std::string, ActivationInfo>> detail::builtin_activations(
         info.notes = std::move(notes);
         return info;
     };
-    add("sigmoid", entry(sigmoid_def(), [](const Tensor& x) { return sigmoid(x); }, "d = y (1 - y) from the output"));
-    add("tanh", entry(tanh_def(), [](const Tensor& x) { return tanh(x); }, "d = 1 - y^2 from the output"));
-    add("relu", entry(relu_def(), [](const Tensor& x) { return relu(x); }, "relu'(0) = 0"));
-    add("relu6", entry(hardtanh_def("relu6", 0, 6), [](const Tensor& x) { return relu6(x); },
-                       "d = 0 at 0 and at 6 (bounds included, as PyTorch)"));
-    add("hardtanh", entry(hardtanh_def("hardtanh", -1, 1), [](const Tensor& x) { return hardtanh(x); },
-                          "min -1, max 1; d = 0 at the bounds"));
-    add("leaky_relu", entry(leaky_relu_def("leaky_relu", 0.01), [](const Tensor& x) { return leaky_relu(x); },
-                            "negative_slope 0.01; d(0) = 0.01"));
+    add("sigmoid", entry(
+                       sigmoid_def(), [](const Tensor& x) { return sigmoid(x); }, "d = y (1 - y) from the output"));
+    add("tanh", entry(
+                    tanh_def(), [](const Tensor& x) { return tanh(x); }, "d = 1 - y^2 from the output"));
+    add("relu", entry(
+                    relu_def(), [](const Tensor& x) { return relu(x); }, "relu'(0) = 0"));
+    add("relu6", entry(
+                     hardtanh_def("relu6", 0, 6), [](const Tensor& x) { return relu6(x); },
+                     "d = 0 at 0 and at 6 (bounds included, as PyTorch)"));
+    add("hardtanh", entry(
+                        hardtanh_def("hardtanh", -1, 1), [](const Tensor& x) { return hardtanh(x); },
+                        "min -1, max 1; d = 0 at the bounds"));
+    add("leaky_relu", entry(
+                          leaky_relu_def("leaky_relu", 0.01), [](const Tensor& x) { return leaky_relu(x); },
+                          "negative_slope 0.01; d(0) = 0.01"));
     {
         // prelu with PyTorch's initial weight 0.25 (a layer owns the learnable weight).
         auto def = leaky_relu_def("prelu", 0.25);
-        add("prelu", entry(def, [](const Tensor& x) { return prelu(x, full({}, 0.25, x.dtype())); },
-                           "weight fixed at 0.25 here (PyTorch's initial value); d(0) = weight"));
+        add("prelu", entry(
+                         def, [](const Tensor& x) { return prelu(x, full({}, 0.25, x.dtype())); },
+                         "weight fixed at 0.25 here (PyTorch's initial value); d(0) = weight"));
     }
-    add("rrelu", entry(leaky_relu_def("rrelu", (1.0 / 8 + 1.0 / 3) / 2), [](const Tensor& x) { return rrelu(x); },
-                       "eval mode: slope (1/8 + 1/3) / 2"));
-    add("elu", entry(elu_output_def("elu", 1, 1), [](const Tensor& x) { return elu(x); }, "alpha 1; elu'(0) = alpha"));
-    add("selu", entry(elu_output_def("selu", kSeluAlpha, kSeluScale), [](const Tensor& x) { return selu(x); },
-                      "selu'(0) = scale * alpha"));
-    add("celu", entry(celu_def(1), [](const Tensor& x) { return celu(x); }, "alpha 1; celu'(0) = 1"));
-    add("gelu", entry(gelu_def(), [](const Tensor& x) { return gelu(x); }, "exact erf form"));
-    add("gelu_tanh", entry(gelu_tanh_def(), [](const Tensor& x) { return gelu(x, "tanh"); }, "tanh approximation"));
-    add("silu", entry(silu_def(), [](const Tensor& x) { return silu(x); }, "x sigmoid(x)"));
-    add("swish", entry(swish_def("swish", 1.0), [](const Tensor& x) { return swish(x); }, "beta 1 (= silu)"));
-    add("mish", entry(mish_def(), [](const Tensor& x) { return mish(x); }, "x tanh(softplus(x))"));
-    add("softplus", entry(softplus_def(1, 20), [](const Tensor& x) { return softplus(x); },
-                          "beta 1, threshold 20: identity where x * beta > 20"));
-    add("softsign", entry(softsign_def(), [](const Tensor& x) { return softsign(x); }, "softsign''(0) = 0"));
-    add("hardsigmoid", entry(hardsigmoid_def(), [](const Tensor& x) { return hardsigmoid(x); }, "d(+-3) = 0"));
-    add("hardswish", entry(hardswish_def(), [](const Tensor& x) { return hardswish(x); },
-                           "d(-3) = -0.5, d(3) = 1.5 (PyTorch's convention)"));
-    add("log_sigmoid", entry(log_sigmoid_def(), [](const Tensor& x) { return log_sigmoid(x); }, "d = sigmoid(-x)"));
-    add("tanhshrink", entry(tanhshrink_def(), [](const Tensor& x) { return tanhshrink(x); }, "d = tanh(x)^2"));
-    add("softshrink", entry(softshrink_def(0.5), [](const Tensor& x) { return softshrink(x); }, "lambda 0.5; d(+-0.5) = 0"));
-    add("hardshrink", entry(hardshrink_def(0.5), [](const Tensor& x) { return hardshrink(x); },
-                            "lambda 0.5; jumps at +-0.5; d(+-0.5) = 0"));
-    add("threshold", entry(threshold_def(0.0, 0.0), [](const Tensor& x) { return threshold(x, 0.0, 0.0); },
-                           "threshold 0, value 0; d(0) = 0"));
-    add("step", entry(def_of<Saves::input>("step", step_value(0.0, 1.0), [](auto) { return 0; }, true),
-                      [](const Tensor& x) { return step(x); }, "1 for x >= 0; zero gradient (see StepOptions for surrogates)"));
+    add("rrelu", entry(
+                     leaky_relu_def("rrelu", (1.0 / 8 + 1.0 / 3) / 2), [](const Tensor& x) { return rrelu(x); },
+                     "eval mode: slope (1/8 + 1/3) / 2"));
+    add("elu", entry(
+                   elu_output_def("elu", 1, 1), [](const Tensor& x) { return elu(x); }, "alpha 1; elu'(0) = alpha"));
+    add("selu", entry(
+                    elu_output_def("selu", kSeluAlpha, kSeluScale), [](const Tensor& x) { return selu(x); },
+                    "selu'(0) = scale * alpha"));
+    add("celu", entry(
+                    celu_def(1), [](const Tensor& x) { return celu(x); }, "alpha 1; celu'(0) = 1"));
+    add("gelu", entry(
+                    gelu_def(), [](const Tensor& x) { return gelu(x); }, "exact erf form"));
+    add("gelu_tanh", entry(
+                         gelu_tanh_def(), [](const Tensor& x) { return gelu(x, "tanh"); }, "tanh approximation"));
+    add("silu", entry(
+                    silu_def(), [](const Tensor& x) { return silu(x); }, "x sigmoid(x)"));
+    add("swish", entry(
+                     swish_def("swish", 1.0), [](const Tensor& x) { return swish(x); }, "beta 1 (= silu)"));
+    add("mish", entry(
+                    mish_def(), [](const Tensor& x) { return mish(x); }, "x tanh(softplus(x))"));
+    add("softplus", entry(
+                        softplus_def(1, 20), [](const Tensor& x) { return softplus(x); },
+                        "beta 1, threshold 20: identity where x * beta > 20"));
+    add("softsign", entry(
+                        softsign_def(), [](const Tensor& x) { return softsign(x); }, "softsign''(0) = 0"));
+    add("hardsigmoid", entry(
+                           hardsigmoid_def(), [](const Tensor& x) { return hardsigmoid(x); }, "d(+-3) = 0"));
+    add("hardswish", entry(
+                         hardswish_def(), [](const Tensor& x) { return hardswish(x); },
+                         "d(-3) = -0.5, d(3) = 1.5 (PyTorch's convention)"));
+    add("log_sigmoid", entry(
+                           log_sigmoid_def(), [](const Tensor& x) { return log_sigmoid(x); }, "d = sigmoid(-x)"));
+    add("tanhshrink", entry(
+                          tanhshrink_def(), [](const Tensor& x) { return tanhshrink(x); }, "d = tanh(x)^2"));
+    add("softshrink",
+        entry(
+            softshrink_def(0.5), [](const Tensor& x) { return softshrink(x); }, "lambda 0.5; d(+-0.5) = 0"));
+    add("hardshrink", entry(
+                          hardshrink_def(0.5), [](const Tensor& x) { return hardshrink(x); },
+                          "lambda 0.5; jumps at +-0.5; d(+-0.5) = 0"));
+    add("threshold", entry(
+                         threshold_def(0.0, 0.0), [](const Tensor& x) { return threshold(x, 0.0, 0.0); },
+                         "threshold 0, value 0; d(0) = 0"));
+    add("step",
+        entry(
+            def_of<Saves::input>(
+                "step", step_value(0.0, 1.0), [](auto) { return 0; }, true),
+            [](const Tensor& x) { return step(x); }, "1 for x >= 0; zero gradient (see StepOptions for surrogates)"));
     {
         auto def = def_of<Saves::input>("step_sigmoid", step_value(0.0, 1.0), [](auto x) {
             const auto s = xg::sigmoid(x * 5.0);
             return s * (1 - s) * 5.0;
         });
-        ActivationInfo info = entry(def,
-                                    [](const Tensor& x) {
-                                        StepOptions o;
-                                        o.surrogate = StepSurrogate::sigmoid;
-                                        o.slope = 5.0;
-                                        return step(x, o);
-                                    },
-                                    "step with the surrogate gradient of a sigmoid of slope 5 (it differs from the "
-                                    "true derivative 0 on purpose)");
+        ActivationInfo info = entry(
+            def,
+            [](const Tensor& x) {
+                StepOptions o;
+                o.surrogate = StepSurrogate::sigmoid;
+                o.slope = 5.0;
+                return step(x, o);
+            },
+            "step with the surrogate gradient of a sigmoid of slope 5 (it differs from the "
+            "true derivative 0 on purpose)");
         add("step_sigmoid", std::move(info));
     }
-    add("heaviside", entry(def_of<Saves::input>("heaviside", step_value(0.0, 0.5), [](auto) { return 0; }, true),
-                           [](const Tensor& x) { return heaviside(x); }, "value 0.5 at 0; zero gradient"));
+    add("heaviside", entry(
+                         def_of<Saves::input>(
+                             "heaviside", step_value(0.0, 0.5), [](auto) { return 0; }, true),
+                         [](const Tensor& x) { return heaviside(x); }, "value 0.5 at 0; zero gradient"));
     add("glu", structural([](const Tensor& x) { return glu(x); }, "along the last axis (size must be even)"));
     add("softmax", structural([](const Tensor& x) { return softmax(x); }, "along the last axis"));
     add("log_softmax", structural([](const Tensor& x) { return log_softmax(x); }, "along the last axis"));
