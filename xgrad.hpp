@@ -27,3 +27,8 @@
 #include "nn/data.hpp"
 #include "nn/stats.hpp"
 #include "nn/metrics.hpp"
+#include "nn/parallel.hpp"
+#include "ops/dual.hpp"
+#include "ops/scalar_math.hpp"
+#include "ops/user_activation.hpp"
+#include "ops/activation_lab.hpp"

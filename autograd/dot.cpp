@@ -72,7 +72,7 @@ std::string to_dot(const Tensor& root) {
         const bool several = n.inputs().size() > 1;
         for (std::size_t i = 0; i < n.inputs().size(); ++i) {
             const Node::Input& in = n.inputs()[i];
-            const Shape shape = in.same_shape ? it.shape : in.shape;
+            const Shape shape = in.shape(it.shape);
             const std::string label = several ? " [label=\"" + std::to_string(i) + "\"]" : std::string();
             if (!in.fn) {
                 // An input that needs no gradient (constant or integer tensor).

@@ -192,7 +192,7 @@ AnomalyGuard::AnomalyGuard() : prev_(t_anomaly) { t_anomaly = true; }
 AnomalyGuard::~AnomalyGuard() { t_anomaly = prev_; }
 
 std::string Node::creation_trace() const {
-    return creation_frames_.empty() ? std::string() : format_trace(creation_frames_);
+    return extras_ && !extras_->creation_frames.empty() ? format_trace(extras_->creation_frames) : std::string();
 }
 
 bool detail::anomaly_enabled_fast() { return t_anomaly; }
@@ -223,10 +223,11 @@ private:
 };
 
 std::shared_ptr<Node> grad_accumulator(const std::shared_ptr<TensorImpl>& leaf) {
-    if (auto acc = leaf->grad_accumulator.lock()) return acc;
+    auto& state = leaf->leaf();
+    if (auto acc = state.grad_accumulator.lock()) return acc;
     auto acc = detail::make_pooled<AccumulateGrad>(leaf);
     acc->sequence_nr_ = t_sequence++;
-    leaf->grad_accumulator = acc;
+    state.grad_accumulator = acc;
     return acc;
 }
 
@@ -234,7 +235,7 @@ std::shared_ptr<Node> grad_accumulator(const std::shared_ptr<TensorImpl>& leaf) 
 std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
     if (impl->grad_fn) return impl->grad_fn;
     if (impl->is_saved_alias) {
-        auto base = impl->alias_of.lock();
+        auto base = impl->leaf_state ? impl->leaf_state->alias_of.lock() : nullptr;
         return base ? gradient_edge(base) : nullptr;
     }
     if (impl->requires_grad) return grad_accumulator(impl);
@@ -243,7 +244,8 @@ std::shared_ptr<Node> gradient_edge(const std::shared_ptr<TensorImpl>& impl) {
 
 // The alias under which a leaf that requires grad is saved (see Saved), shared by all ops.
 Tensor saved_alias(const std::shared_ptr<TensorImpl>& leaf) {
-    if (auto a = leaf->saved_alias.lock(); a && a->value.shares_storage(leaf->value) &&
+    auto& state = leaf->leaf();
+    if (auto a = state.saved_alias.lock(); a && a->value.shares_storage(leaf->value) &&
                                            a->value.shape() == leaf->value.shape() &&
                                            a->value.dtype() == leaf->value.dtype())
         return Tensor(std::move(a));
@@ -251,8 +253,8 @@ Tensor saved_alias(const std::shared_ptr<TensorImpl>& leaf) {
     a->value = leaf->value;
     a->requires_grad = true;
     a->is_saved_alias = true;
-    a->alias_of = leaf;
-    leaf->saved_alias = a;
+    a->leaf().alias_of = leaf;
+    state.saved_alias = a;
     return Tensor(std::move(a));
 }
 
@@ -281,10 +283,7 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         if (!t.defined()) continue;
         in.fn = gradient_edge(t.impl());
         in.dtype = t.dtype();
-        if (t.shape() == value.shape())
-            in.same_shape = true;
-        else
-            in.shape = t.shape();
+        if (t.shape() != value.shape()) in.own_shape = std::make_unique<const Shape>(t.shape());
     }
     // Above every input's number (also for inputs recorded on other threads): see run().
     std::uint64_t seq = t_sequence;
@@ -292,7 +291,7 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         if (in.fn && in.fn->sequence_nr_ >= seq) seq = in.fn->sequence_nr_ + 1;
     node->sequence_nr_ = seq;
     t_sequence = seq + 1;
-    if (t_anomaly) node->creation_frames_ = capture_frames();
+    if (t_anomaly) node->extras().creation_frames = capture_frames();
     auto impl = detail::make_pooled<TensorImpl>();
     impl->value = std::move(value);
     if (save_output) {
@@ -344,8 +343,9 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
         if (auto out = output_.lock()) {
             y = Tensor(std::move(out));
         } else {
+            if (!extras_ || !extras_->adopted_output.defined()) throw GraphError(name() + ": its saved output is gone");
             auto impl = detail::make_pooled<TensorImpl>();
-            impl->value = saved_output_;
+            impl->value = extras_->adopted_output;
             impl->grad_fn = shared_from_this();
             y = Tensor(std::move(impl));
         }
@@ -362,7 +362,7 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
 void detail::OpNode::release() {
     if (!holds_state_ && !save_output_) return;  // nothing saved: another backward is fine (as PyTorch)
     free_rule();
-    saved_output_ = Array();
+    if (extras_) extras_->adopted_output = Array();
     output_.reset();
     released_ = true;
 }
@@ -372,7 +372,7 @@ namespace {
 
 // Brings a rule's gradient to the input's shape and dtype (un-broadcasting with sum_to).
 Tensor conform(Tensor&& g, const Node::Input& in, const Shape& out_shape, const Node& node, std::size_t i) {
-    const Shape& want = in.same_shape ? out_shape : in.shape;
+    const Shape& want = in.shape(out_shape);
     Tensor r = std::move(g);
     if (r.shape() != want) {
         bool ok = r.ndim() >= want.size();
@@ -577,8 +577,8 @@ void run(BackwardTask& task) {
 
         if (node->is_accumulator_) {
             std::shared_ptr<TensorImpl> leaf = node->leaf();
-            if (leaf && !leaf->hooks.empty()) {
-                g = run_hooks(leaf->hooks, std::move(g), *node);
+            if (leaf && leaf->leaf_state && !leaf->leaf_state->hooks.empty()) {
+                g = run_hooks(leaf->leaf_state->hooks, std::move(g), *node);
                 owned = false;
             }
             if (node->is_capture_)
@@ -597,9 +597,9 @@ void run(BackwardTask& task) {
         }
 
         if (node->has_hooks_) {
-            if (!node->pre_hooks_.empty()) g = run_hooks(node->pre_hooks_, std::move(g), *node);
+            if (!node->extras_->pre_hooks.empty()) g = run_hooks(node->extras_->pre_hooks, std::move(g), *node);
             if (!capture_mode)
-                if (auto target = node->retain_target_.lock()) {
+                if (auto target = node->extras_->retain_target.lock()) {
                     Tensor gg = create_graph ? g : Tensor(g.array().clone());
                     target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
                 }
@@ -621,12 +621,13 @@ void run(BackwardTask& task) {
                              std::to_string(node->inputs_.size()) + " inputs");
         if (t_anomaly && !has_nonfinite(g.array()))
             for (std::size_t i = 0; i < grads.size(); ++i)
-                if (grads[i].defined() && has_nonfinite(grads[i].array()))
-                    throw ValueError(node->name() +
-                                     ": backward produced NaN or inf from a finite gradient (for input " +
-                                     std::to_string(i) + " of shape " + shape_str(grads[i].shape()) +
-                                     "); the op was created at:\n" + node->creation_trace() +
-                                     (node->creation_frames_.empty() ? "    (created outside anomaly mode)\n" : ""));
+                if (grads[i].defined() && has_nonfinite(grads[i].array())) {
+                    const std::string trace = node->creation_trace();
+                    throw ValueError(
+                        node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
+                        std::to_string(i) + " of shape " + shape_str(grads[i].shape()) + "); the op was created at:\n" +
+                        (trace.empty() ? "    (created outside anomaly mode)\n" : trace));
+                }
         for (std::size_t i = 0; i < grads.size(); ++i) {
             Node::Input& in = node->inputs_[i];
             if (!in.fn || !grads[i].defined() || (capture_mode && !in.fn->needed_)) continue;

@@ -48,6 +48,7 @@ public:
     ~AnomalyGuard();
     AnomalyGuard(const AnomalyGuard&) = delete;
     AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
 private:
     bool prev_;
 };

@@ -28,8 +28,8 @@ struct GradcheckOptions {
 /// One compared (output, input) block of the Jacobian.
 struct GradcheckEntry {
     std::size_t output = 0, input = 0;
-    bool projection = false;        ///< fast mode: u^T J v for random u, v (no element indices)
-    std::int64_t worst_index = -1;  ///< flat index into the input of the worst element (-1: none)
+    bool projection = false;               ///< fast mode: u^T J v for random u, v (no element indices)
+    std::int64_t worst_index = -1;         ///< flat index into the input of the worst element (-1: none)
     std::int64_t worst_output_index = -1;  ///< flat index into the output of the worst element
     Shape input_shape, output_shape;
     double analytical = 0, numerical = 0, abs_error = 0, rel_error = 0;
@@ -63,7 +63,8 @@ using GradFunction = std::function<std::vector<Tensor>(const std::vector<Tensor>
 /// |analytical - numerical| <= atol + rtol |numerical|. Also checks that two backward passes agree
 /// bit for bit and that inputs without requires_grad receive no gradient. Does not touch the
 /// caller's inputs or random generator.
-GradcheckResult gradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
+GradcheckResult gradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs,
+                          const GradcheckOptions& options = {});
 /// Checks second derivatives: gradcheck of (inputs, v) -> v^T J computed with create_graph.
 GradcheckResult gradgradcheck(const GradFunction& fn, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});

@@ -33,7 +33,9 @@ struct PoolAllocator {
     T* allocate(std::size_t n) { return static_cast<T*>(pool_alloc(n * sizeof(T))); }
     void deallocate(T* p, std::size_t n) noexcept { pool_free(p, n * sizeof(T)); }
     template <class U>
-    bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
+    bool operator==(const PoolAllocator<U>&) const noexcept {
+        return true;
+    }
 };
 
 /// make_shared through the pool.
@@ -42,28 +44,28 @@ std::shared_ptr<T> make_pooled(Args&&... args) {
     return std::allocate_shared<T>(PoolAllocator<T>(), std::forward<Args>(args)...);
 }
 
-/// A vector with inline room for N elements (most ops have one or two inputs): no heap
+/// A fixed-size array with inline room for N elements (most ops have one or two inputs): no heap
 /// allocation per node for its edges. Sized once with resize().
 template <class T, std::size_t N>
 class InlineVec {
 public:
     void resize(std::size_t n) {
-        size_ = n;
-        if (n > N) heap_.resize(n);
+        size_ = static_cast<std::uint32_t>(n);
+        if (n > N) heap_ = std::make_unique<T[]>(n);
     }
     std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
-    T* begin() { return size_ > N ? heap_.data() : inline_.data(); }
+    T* begin() { return size_ > N ? heap_.get() : inline_.data(); }
     T* end() { return begin() + size_; }
-    const T* begin() const { return size_ > N ? heap_.data() : inline_.data(); }
+    const T* begin() const { return size_ > N ? heap_.get() : inline_.data(); }
     const T* end() const { return begin() + size_; }
     T& operator[](std::size_t i) { return begin()[i]; }
     const T& operator[](std::size_t i) const { return begin()[i]; }
 
 private:
     std::array<T, N> inline_{};
-    std::vector<T> heap_;
-    std::size_t size_ = 0;
+    std::unique_ptr<T[]> heap_;
+    std::uint32_t size_ = 0;
 };
 }  // namespace detail
 
@@ -72,12 +74,20 @@ class Node : public std::enable_shared_from_this<Node> {
 public:
     /// One input of the op: the node that receives its gradient (null when the input needs no
     /// gradient) and the input's shape and dtype, to check and un-broadcast the gradient returned
-    /// for it. When the input had the output's shape, only `same_shape` is set (no copy).
+    /// for it. The shape is stored only when it differs from the output's.
     struct Input {
         std::shared_ptr<Node> fn;
-        Shape shape;
+        std::unique_ptr<const Shape> own_shape;  // null: the input had the output's shape
         Dtype dtype = Dtype::f32;
-        bool same_shape = false;
+        /// The input's shape, given the output's.
+        const Shape& shape(const Shape& output_shape) const { return own_shape ? *own_shape : output_shape; }
+    };
+    /// State that few nodes need, allocated on first use.
+    struct Extras {
+        std::vector<std::function<Tensor(const Tensor&)>> pre_hooks;  // hooks of the output tensor
+        std::weak_ptr<TensorImpl> retain_target;                      // output tensor with retain_grad()
+        std::vector<void*> creation_frames;                           // anomaly mode: return addresses at creation
+        Array adopted_output;  // save_output: the output's value after its tensor died
     };
 
     explicit Node(std::string name) : name_(std::move(name)) {}
@@ -110,13 +120,16 @@ public:
     bool needed_ = false;            // grad(): a captured node is at or below this one
     bool is_capture_ = false;        // grad(): this node's gradient is returned
     bool is_accumulator_ = false;
-    bool has_hooks_ = false;         // pre_hooks_ or retain_target_ is set
+    bool has_hooks_ = false;  // extras: pre_hooks or retain_target is set
 
     // Recording state.
     detail::InlineVec<Input, 2> inputs_;
-    std::vector<std::function<Tensor(const Tensor&)>> pre_hooks_;  // hooks of the output tensor
-    std::weak_ptr<TensorImpl> retain_target_;                       // output tensor with retain_grad()
-    std::vector<void*> creation_frames_;  // anomaly mode: return addresses at creation
+    std::unique_ptr<Extras> extras_;
+    /// The extras, allocated on first use.
+    Extras& extras() {
+        if (!extras_) extras_ = std::make_unique<Extras>();
+        return *extras_;
+    }
 
 private:
     std::string name_;
@@ -158,13 +171,12 @@ public:
     std::vector<Tensor> apply(const Tensor& grad_output) final;
     void release() final;
     /// Called by the output tensor's destructor: keeps its value for the rule (save_output).
-    void adopt_output(Array&& value) { saved_output_ = std::move(value); }
+    void adopt_output(Array&& value) { extras().adopted_output = std::move(value); }
 
     bool save_output_ = false;
     bool released_ = false;
-    bool holds_state_ = true;             // release() frees something (captures or the output)
-    std::weak_ptr<TensorImpl> output_;    // save_output: the output tensor while it lives
-    Array saved_output_;                  // save_output: its value after the tensor died
+    bool holds_state_ = true;           // release() frees something (captures or the output)
+    std::weak_ptr<TensorImpl> output_;  // save_output: the output tensor while it lives
     std::uint64_t saved_version_ = 0;
 
 protected:
@@ -193,8 +205,7 @@ private:
 void check_forward_anomaly(const char* op, const Array& value, const Tensor* const* inputs, std::size_t n);
 bool anomaly_enabled_fast();
 /// Wires a new node to its inputs and returns the output tensor.
-Tensor record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
-              bool save_output);
+Tensor record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n, bool save_output);
 
 }  // namespace detail
 

@@ -97,7 +97,7 @@ void Tensor::retain_grad() {
     if (!requires_grad()) throw GraphError("retain_grad: called on a tensor that does not require grad");
     impl.retains_grad = true;
     if (impl.grad_fn) {
-        impl.grad_fn->retain_target_ = impl_;
+        impl.grad_fn->extras().retain_target = impl_;
         impl.grad_fn->has_hooks_ = true;
     }
 }
@@ -110,12 +110,14 @@ std::size_t Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) {
     if (!requires_grad())
         throw GraphError("register_hook: cannot register a hook on a tensor that does not require grad");
     if (impl.grad_fn) {
-        impl.grad_fn->pre_hooks_.push_back(std::move(hook));
+        auto& hooks = impl.grad_fn->extras().pre_hooks;
+        hooks.push_back(std::move(hook));
         impl.grad_fn->has_hooks_ = true;
-        return impl.grad_fn->pre_hooks_.size() - 1;
+        return hooks.size() - 1;
     }
-    impl.hooks.push_back(std::move(hook));
-    return impl.hooks.size() - 1;
+    auto& hooks = impl.leaf().hooks;
+    hooks.push_back(std::move(hook));
+    return hooks.size() - 1;
 }
 
 // --- in-place ------------------------------------------------------------------------------------

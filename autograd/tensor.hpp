@@ -35,9 +35,11 @@ public:
     std::int64_t size(std::int64_t axis) const { return array().size(axis); }
 
     /// The single value of a one-element tensor, converted to T (throws ValueError otherwise).
-    template <class T> T item() const;
+    template <class T>
+    T item() const;
     /// All values, flat in row-major order, converted to T.
-    template <class T> std::vector<T> to_vector() const;
+    template <class T>
+    std::vector<T> to_vector() const;
     /// Converted to dtype (differentiable; shares the buffer when the dtype is already right).
     Tensor to(Dtype dtype) const;
 
@@ -102,17 +104,26 @@ private:
 
 /// Shared state of a tensor.
 struct TensorImpl {
+    /// Autograd state of leaves and saved aliases only, allocated on first use.
+    struct LeafState {
+        std::weak_ptr<Node> grad_accumulator;   // the node that accumulates into `grad`
+        std::weak_ptr<TensorImpl> alias_of;     // saved alias: the leaf it stands for
+        std::weak_ptr<TensorImpl> saved_alias;  // leaf: its current saved alias, reused by later ops
+        std::vector<std::function<Tensor(const Tensor&)>> hooks;
+    };
     Array value;
     bool requires_grad = false;
     bool retains_grad = false;
-    bool is_saved_alias = false;        // an alias of a leaf made by Saved (routes gradients to alias_of)
-    bool output_saved = false;          // grad_fn saved this output (save_output): hand it the value on death
-    std::shared_ptr<Node> grad_fn;      // null for leaves
-    std::weak_ptr<Node> grad_accumulator;   // leaves: the node that accumulates into `grad`
-    std::weak_ptr<TensorImpl> alias_of;     // saved alias: the leaf it stands for
-    std::weak_ptr<TensorImpl> saved_alias;  // leaf: its current saved alias, reused by later ops
+    bool is_saved_alias = false;    // an alias of a leaf made by Saved (routes gradients to alias_of)
+    bool output_saved = false;      // grad_fn saved this output (save_output): hand it the value on death
+    std::shared_ptr<Node> grad_fn;  // null for leaves
     Tensor grad;
-    std::vector<std::function<Tensor(const Tensor&)>> hooks;  // leaves only
+    std::unique_ptr<LeafState> leaf_state;
+    /// The leaf state, allocated on first use.
+    LeafState& leaf() {
+        if (!leaf_state) leaf_state = std::make_unique<LeafState>();
+        return *leaf_state;
+    }
     ~TensorImpl();
 };
 
@@ -131,6 +142,7 @@ public:
     ~NoGradGuard();
     NoGradGuard(const NoGradGuard&) = delete;
     NoGradGuard& operator=(const NoGradGuard&) = delete;
+
 private:
     bool prev_;
 };
@@ -141,6 +153,7 @@ public:
     ~EnableGradGuard();
     EnableGradGuard(const EnableGradGuard&) = delete;
     EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
 private:
     bool prev_;
 };

@@ -6,7 +6,16 @@
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
 
+#include <sys/resource.h>
+
 namespace {
+
+// Peak resident memory of this process so far (each workload runs in its own process: tools/bench.sh).
+void report_peak_rss(benchmark::State& state) {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    state.counters["peak_rss_MB"] = static_cast<double>(u.ru_maxrss) / 1024.0;
+}
 
 void configure(benchmark::State& state, int threads_arg) { xg::set_num_threads(static_cast<int>(state.range(threads_arg))); }
 
@@ -26,6 +35,7 @@ void W3_chain_fwd_bwd(benchmark::State& state) {
         w.zero_grad();
         b.zero_grad();
     }
+    report_peak_rss(state);
     state.counters["ns_per_node"] =
         benchmark::Counter(3.0 * steps * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
@@ -43,6 +53,7 @@ void W3_chain_fwd(benchmark::State& state) {
         for (int i = 0; i < steps; ++i) x = xg::tanh(x * w + b);
         benchmark::DoNotOptimize(x);
     }
+    report_peak_rss(state);
     state.counters["ns_per_node"] =
         benchmark::Counter(3.0 * steps * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
@@ -61,6 +72,7 @@ void W4_tanh_gemm(benchmark::State& state) {
         xg::sum(Y).backward();
         A.zero_grad(), B.zero_grad(), C.zero_grad();
     }
+    report_peak_rss(state);
 }
 BENCHMARK(W4_tanh_gemm)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
@@ -69,6 +81,7 @@ void GEMM_1024(benchmark::State& state) {
     configure(state, 0);
     auto A = xg::randn({1024, 1024}), B = xg::randn({1024, 1024});
     for (auto _ : state) benchmark::DoNotOptimize(xg::matmul(A, B));
+    report_peak_rss(state);
     state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(), benchmark::Counter::kIsRate,
                                                   benchmark::Counter::kIs1000);
 }
@@ -84,6 +97,7 @@ void activation_fwd_bwd(benchmark::State& state, F act) {
         xg::sum(act(x)).backward();
         x.zero_grad();
     }
+    report_peak_rss(state);
 }
 void W2_sigmoid(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); }); }
 void W2_tanh(benchmark::State& s) { activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); }); }
@@ -109,8 +123,94 @@ void W1_mlp_step(benchmark::State& state) {
         loss.backward();
         opt.step();
     }
+    report_peak_rss(state);
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// W5 / W6: one epoch (60,000 samples, batch 128, Adam 1e-3) of the Fashion-MNIST models of the
+// main job on data of the same shape (the data set itself is not part of the timing).
+void train_epoch(benchmark::State& state, const std::shared_ptr<xg::nn::Module>& model, const xg::Shape& sample_shape) {
+    constexpr std::int64_t n = 60000, batch = 128;
+    xg::nn::Adam opt(model->parameters(), {.lr = 1e-3});
+    xg::Shape shape{n};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    auto images = xg::randn(shape);
+    auto labels = xg::randint(0, 10, {n});
+    for (auto _ : state) {
+        for (std::int64_t b = 0; b + batch <= n; b += batch) {
+            opt.zero_grad();
+            auto loss = xg::nn::cross_entropy(model->forward(xg::slice(images, 0, b, b + batch)),
+                                              xg::slice(labels, 0, b, b + batch));
+            loss.backward();
+            opt.step();
+        }
+    }
+    report_peak_rss(state);
+}
+void W5_mlp_epoch(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    using namespace xg::nn;
+    auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
+        std::make_shared<Flatten>(), std::make_shared<Linear>(784, 256), std::make_shared<Activation>("relu"),
+        std::make_shared<Linear>(256, 128), std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
+    train_epoch(state, model, {1, 28, 28});
+}
+BENCHMARK(W5_mlp_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void W6_cnn_epoch(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    using namespace xg::nn;
+    auto model = std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
+        std::make_shared<Conv2d>(1, 32, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
+        std::make_shared<MaxPool2d>(xg::Size2{2, 2}),
+        std::make_shared<Conv2d>(32, 64, xg::Size2{3, 3}, Conv2dOptions{.padding = {1, 1}}), std::make_shared<Activation>("relu"),
+        std::make_shared<MaxPool2d>(xg::Size2{2, 2}), std::make_shared<Flatten>(), std::make_shared<Linear>(3136, 128),
+        std::make_shared<Activation>("relu"), std::make_shared<Linear>(128, 10)});
+    train_epoch(state, model, {1, 28, 28});
+}
+BENCHMARK(W6_cnn_epoch)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// DP: a small model (64-32-32-10, tanh, batch 256) whose kernels are too small to split: one graph
+// per step (DP_plain) against 8 shards built and back-propagated in parallel TBB tasks (DP_sharded).
+std::shared_ptr<xg::nn::Module> small_mlp() {
+    using namespace xg::nn;
+    return std::make_shared<Sequential>(std::initializer_list<std::shared_ptr<Module>>{
+        std::make_shared<Linear>(64, 32), std::make_shared<Activation>("tanh"), std::make_shared<Linear>(32, 32),
+        std::make_shared<Activation>("tanh"), std::make_shared<Linear>(32, 10)});
+}
+void DP_plain(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto model = small_mlp();
+    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    auto x = xg::randn({256, 64});
+    auto y = xg::randint(0, 10, {256});
+    for (auto _ : state) {
+        opt.zero_grad();
+        xg::nn::cross_entropy((*model)(x), y).backward();
+        opt.step();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(DP_plain)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+void DP_sharded(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto model = small_mlp();
+    xg::nn::DataParallel dp(model, small_mlp, 8);
+    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    auto x = xg::randn({256, 64});
+    auto y = xg::randint(0, 10, {256});
+    for (auto _ : state) {
+        opt.zero_grad();
+        dp.forward_backward(x, y, [](const xg::Tensor& o, const xg::Tensor& t) { return xg::nn::cross_entropy(o, t); });
+        opt.step();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(DP_sharded)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -34,21 +34,20 @@ struct Options {
 };
 
 void usage() {
-    std::cout
-        << "usage: fashion_mnist [options]\n"
-           "  --model mlp|cnn        MLP 784-256-128-10 (default) or a CNN with two conv + pooling layers\n"
-           "  --act NAME             hidden activation, any registered one (default relu)\n"
-           "  --epochs N             default 12\n"
-           "  --batch-size N         default 128\n"
-           "  --optimizer NAME       sgd (momentum 0.9), adam (default), adamw, rmsprop, adagrad\n"
-           "  --lr X                 default 1e-3 (adam, adamw, rmsprop), 0.05 (sgd), 0.01 (adagrad)\n"
-           "  --schedule cosine|none learning-rate schedule over the epochs (default cosine)\n"
-           "  --threads N            worker threads (default: all cores)\n"
-           "  --seed N               seed of the weights, shuffling and dropout (default 0)\n"
-           "  --resume FILE          continue from a checkpoint written by a previous run\n"
-           "  --stop-after N         stop after epoch N of the --epochs planned (resume later with --resume)\n"
-           "  --out DIR              output directory (default fashion_out)\n"
-           "  --data DIR             dataset directory (default /usr/share/datasets/fashion-mnist)\n";
+    std::cout << "usage: fashion_mnist [options]\n"
+                 "  --model mlp|cnn        MLP 784-256-128-10 (default) or a CNN with two conv + pooling layers\n"
+                 "  --act NAME             hidden activation, any registered one (default relu)\n"
+                 "  --epochs N             default 12\n"
+                 "  --batch-size N         default 128\n"
+                 "  --optimizer NAME       sgd (momentum 0.9), adam (default), adamw, rmsprop, adagrad\n"
+                 "  --lr X                 default 1e-3 (adam, adamw, rmsprop), 0.05 (sgd), 0.01 (adagrad)\n"
+                 "  --schedule cosine|none learning-rate schedule over the epochs (default cosine)\n"
+                 "  --threads N            worker threads (default: all cores)\n"
+                 "  --seed N               seed of the weights and of the shuffling (default 0)\n"
+                 "  --resume FILE          continue from a checkpoint written by a previous run\n"
+                 "  --stop-after N         stop after epoch N of the --epochs planned (resume later with --resume)\n"
+                 "  --out DIR              output directory (default fashion_out)\n"
+                 "  --data DIR             dataset directory (default /usr/share/datasets/fashion-mnist)\n";
 }
 
 Options parse(int argc, char** argv) {
@@ -59,19 +58,32 @@ Options parse(int argc, char** argv) {
             if (i + 1 >= argc) throw xg::ValueError("option " + a + " needs a value");
             return argv[++i];
         };
-        if (a == "--model") o.model = value();
-        else if (a == "--act") o.act = value();
-        else if (a == "--epochs") o.epochs = std::stoi(value());
-        else if (a == "--batch-size") o.batch = std::stoll(value());
-        else if (a == "--optimizer") o.optimizer = value();
-        else if (a == "--lr") o.lr = std::stod(value());
-        else if (a == "--schedule") o.schedule = value();
-        else if (a == "--threads") o.threads = std::stoi(value());
-        else if (a == "--seed") o.seed = std::stoull(value());
-        else if (a == "--resume") o.resume = value();
-        else if (a == "--stop-after") o.stop_after = std::stoi(value());
-        else if (a == "--out") o.out = value();
-        else if (a == "--data") o.data = value();
+        if (a == "--model")
+            o.model = value();
+        else if (a == "--act")
+            o.act = value();
+        else if (a == "--epochs")
+            o.epochs = std::stoi(value());
+        else if (a == "--batch-size")
+            o.batch = std::stoll(value());
+        else if (a == "--optimizer")
+            o.optimizer = value();
+        else if (a == "--lr")
+            o.lr = std::stod(value());
+        else if (a == "--schedule")
+            o.schedule = value();
+        else if (a == "--threads")
+            o.threads = std::stoi(value());
+        else if (a == "--seed")
+            o.seed = std::stoull(value());
+        else if (a == "--resume")
+            o.resume = value();
+        else if (a == "--stop-after")
+            o.stop_after = std::stoi(value());
+        else if (a == "--out")
+            o.out = value();
+        else if (a == "--data")
+            o.data = value();
         else if (a == "--help" || a == "-h") {
             usage();
             std::exit(0);
@@ -196,21 +208,23 @@ int main(int argc, char** argv) {
                 batch_curve.x.push_back(e + static_cast<double>(b + 20) / static_cast<double>(st.batch_losses.size()));
                 batch_curve.y.push_back(m / 20);
             }
-            std::printf("epoch %2d  train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s\n", e + 1,
-                        st.loss, st.accuracy, ev.loss, ev.accuracy, st.seconds,
+            std::printf("epoch %2d  train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s\n",
+                        e + 1, st.loss, st.accuracy, ev.loss, ev.accuracy, st.seconds,
                         static_cast<double>(data.train->size()) / st.seconds);
             std::fflush(stdout);
             nn::save_checkpoint(o.out + "/checkpoint.safetensors", *model, *opt, metadata(o, h, e + 1));
         }
         if (start >= last) {
             ev = ex::evaluate(*model, *data.test);
-            std::printf("nothing to train (checkpoint at epoch %d of %d); test accuracy %.4f\n", start, o.epochs, ev.accuracy);
+            std::printf("nothing to train (checkpoint at epoch %d of %d); test accuracy %.4f\n", start, o.epochs,
+                        ev.accuracy);
         }
 
         std::printf("\nConfusion matrix on the %lld test images:\n", static_cast<long long>(data.test->size()));
         std::cout << nn::format_confusion_matrix(nn::confusion_matrix(ev.predictions, data.test->targets(), 10),
                                                  ex::kFashionClasses);
-        if (start < last) std::printf("\nActivation statistics (last epoch, every 10th batch):\n%s", monitor.report().c_str());
+        if (start < last)
+            std::printf("\nActivation statistics (last epoch, every 10th batch):\n%s", monitor.report().c_str());
 
         auto meta = metadata(o, h, std::max(start, last));
         meta["test_accuracy"] = std::to_string(ev.accuracy);
@@ -219,16 +233,17 @@ int main(int argc, char** argv) {
         std::vector<double> ep;
         for (std::size_t i = 0; i < h.test_acc.size(); ++i) ep.push_back(static_cast<double>(i + 1));
         nn::write_svg_line_chart(o.out + "/loss.svg", "Fashion-MNIST " + o.model + " (" + o.act + "): loss", "epoch",
-                                 "cross-entropy", {{"train (epoch mean)", ep, h.train_loss}, {"test", ep, h.test_loss}, batch_curve});
+                                 "cross-entropy",
+                                 {{"train (epoch mean)", ep, h.train_loss}, {"test", ep, h.test_loss}, batch_curve});
         nn::write_svg_line_chart(o.out + "/accuracy.svg", "Fashion-MNIST " + o.model + " (" + o.act + "): accuracy",
                                  "epoch", "accuracy", {{"train", ep, h.train_acc}, {"test", ep, h.test_acc}});
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
         double train_s = 0;
         for (double s : h.seconds) train_s += s;
-        std::printf("\nfinal test accuracy %.4f; training %.1f s over %zu epochs; wall time of this run %.1f s\n", ev.accuracy,
-                    train_s, h.seconds.size(), wall);
-        std::printf("wrote %s/model.safetensors, %s/checkpoint.safetensors, %s/loss.svg, %s/accuracy.svg\n", o.out.c_str(),
-                    o.out.c_str(), o.out.c_str(), o.out.c_str());
+        std::printf("\nfinal test accuracy %.4f; training %.1f s over %zu epochs; wall time of this run %.1f s\n",
+                    ev.accuracy, train_s, h.seconds.size(), wall);
+        std::printf("wrote %s/model.safetensors, %s/checkpoint.safetensors, %s/loss.svg, %s/accuracy.svg\n",
+                    o.out.c_str(), o.out.c_str(), o.out.c_str(), o.out.c_str());
     } catch (const std::exception& e) {
         std::cerr << "fashion_mnist: " << e.what() << "\n";
         return 1;

@@ -23,8 +23,8 @@ double now_seconds() {
 
 bool fashion_files_present(const std::string& dir) {
     std::vector<std::string> missing;
-    for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                          "t10k-labels-idx1-ubyte"}) {
+    for (const char* f :
+         {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
         const std::string p = dir + "/" + f;
         if (!std::filesystem::exists(p + ".gz") && !std::filesystem::exists(p)) missing.push_back(p + ".gz");
     }
@@ -145,7 +145,8 @@ EpochStats train_epoch(nn::Module& model, nn::Optimizer& opt, nn::DataLoader& lo
         correct += nn::count_correct(logits.detach(), batch.target);
         seen += n;
         ++i;
-        if (progress) progress->update(i, loss_sum / static_cast<double>(seen), static_cast<double>(seen) / (now_seconds() - t0));
+        if (progress)
+            progress->update(i, loss_sum / static_cast<double>(seen), static_cast<double>(seen) / (now_seconds() - t0));
     }
     if (progress) progress->finish();
     s.seconds = now_seconds() - t0;
@@ -159,7 +160,8 @@ EvalStats evaluate(nn::Module& model, const nn::TensorDataset& data, std::int64_
     const bool was_training = model.is_training();
     model.eval();
     NoGradGuard ng;
-    nn::DataLoader loader(std::shared_ptr<const nn::Dataset>(&data, [](const nn::Dataset*) {}), {.batch_size = batch_size});
+    nn::DataLoader loader(std::shared_ptr<const nn::Dataset>(&data, [](const nn::Dataset*) {}),
+                          {.batch_size = batch_size});
     std::vector<Tensor> preds;
     double loss_sum = 0;
     std::int64_t correct = 0;
@@ -221,15 +223,24 @@ int lab_train(int argc, char** argv) {
                 if (i + 1 >= argc) throw xg::ValueError("option " + a + " needs a value");
                 return argv[++i];
             };
-            if (a == "--act") acts = ex::split_list(value());
-            else if (a == "--epochs") epochs = std::stoi(value());
-            else if (a == "--batch-size") batch = std::stoll(value());
-            else if (a == "--optimizer") optimizer = value();
-            else if (a == "--lr") lr = std::stod(value());
-            else if (a == "--threads") threads = std::stoi(value());
-            else if (a == "--seed") seed = std::stoull(value());
-            else if (a == "--out") out = value();
-            else if (a == "--data") data_dir = value();
+            if (a == "--act")
+                acts = ex::split_list(value());
+            else if (a == "--epochs")
+                epochs = std::stoi(value());
+            else if (a == "--batch-size")
+                batch = std::stoll(value());
+            else if (a == "--optimizer")
+                optimizer = value();
+            else if (a == "--lr")
+                lr = std::stod(value());
+            else if (a == "--threads")
+                threads = std::stoi(value());
+            else if (a == "--seed")
+                seed = std::stoull(value());
+            else if (a == "--out")
+                out = value();
+            else if (a == "--data")
+                data_dir = value();
             else if (a == "--hidden") {
                 hidden.clear();
                 for (const auto& h : ex::split_list(value())) hidden.push_back(std::stoll(h));
@@ -240,7 +251,8 @@ int lab_train(int argc, char** argv) {
                 throw xg::ValueError("unknown option '" + a + "'");
             }
         }
-        if (epochs < 1 || batch < 1 || acts.empty()) throw xg::ValueError("need epochs >= 1, batch-size >= 1, some --act");
+        if (epochs < 1 || batch < 1 || acts.empty())
+            throw xg::ValueError("need epochs >= 1, batch-size >= 1, some --act");
         for (const auto& act : acts) xg::get_activation(act);  // unknown names fail before any training
     } catch (const std::exception& e) {
         std::cerr << "xgrad-lab train: " << e.what() << "\n";
@@ -295,7 +307,8 @@ int lab_train(int argc, char** argv) {
             zeros += static_cast<double>(l.zeros);
             sat += static_cast<double>(l.saturated);
         }
-        rows.push_back({act, ev.accuracy, seconds / epochs, count ? zeros / count : NAN, count ? sat / count : NAN, last_loss});
+        rows.push_back(
+            {act, ev.accuracy, seconds / epochs, count ? zeros / count : NAN, count ? sat / count : NAN, last_loss});
         curves.push_back(std::move(curve));
         std::printf("  %-12s test accuracy %.4f  (%.1f s per epoch)\n", act.c_str(), ev.accuracy, seconds / epochs);
         std::fflush(stdout);
@@ -305,10 +318,12 @@ int lab_train(int argc, char** argv) {
     for (const auto& r : rows)
         std::printf("%-14s %10.4f %11.2fs %9.2f%% %10.2f%% %11.4f\n", r.act.c_str(), r.acc, r.epoch_s, 100 * r.dead,
                     100 * r.saturated, r.loss);
-    std::printf("(dead: outputs exactly 0; saturated: |f'(x)| < 1e-3; both over the hidden units in the last epoch)\n");
+    std::printf(
+        "(dead: outputs exactly 0; saturated: |f'(x)| < 1e-3, which for relu-like functions are the dead units;\n"
+        " both over the hidden units in the last epoch, every 10th batch)\n");
     const std::string chart = out + "/lab_loss.svg";
-    nn::write_svg_line_chart(chart, "Training loss on Fashion-MNIST by activation", "epoch", "cross-entropy (mean of 20 batches)",
-                             curves);
+    nn::write_svg_line_chart(chart, "Training loss on Fashion-MNIST by activation", "epoch",
+                             "cross-entropy (mean of 20 batches)", curves);
     std::printf("loss curves: %s\n", chart.c_str());
     return 0;
 }

@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <xgrad/xgrad.hpp>
 
 /// `xgrad-lab train --act a,b,c [options]`: trains the same small MLP on Fashion-MNIST once per
@@ -54,10 +53,10 @@ private:
 
 /// Result of one training epoch.
 struct EpochStats {
-    double loss = 0;                  ///< mean training loss
-    double accuracy = 0;              ///< training accuracy (on the fly, during the epoch)
-    double seconds = 0;               ///< wall time of the epoch
-    std::vector<double> batch_losses; ///< every batch's loss
+    double loss = 0;                   ///< mean training loss
+    double accuracy = 0;               ///< training accuracy (on the fly, during the epoch)
+    double seconds = 0;                ///< wall time of the epoch
+    std::vector<double> batch_losses;  ///< every batch's loss
 };
 /// One epoch: zero_grad, forward, cross-entropy, backward, step per batch. `before_batch(i)` runs before
 /// each batch (e.g. to switch activation statistics on for some batches).

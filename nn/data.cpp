@@ -110,11 +110,22 @@ Tensor read_idx(const std::string& path, Dtype dtype) {
     const int type = magic[2], ndim = magic[3];
     int elem = 0;
     switch (type) {
-        case 0x08: case 0x09: elem = 1; break;
-        case 0x0B: elem = 2; break;
-        case 0x0C: case 0x0D: elem = 4; break;
-        case 0x0E: elem = 8; break;
-        default: elem = 0;
+        case 0x08:
+        case 0x09:
+            elem = 1;
+            break;
+        case 0x0B:
+            elem = 2;
+            break;
+        case 0x0C:
+        case 0x0D:
+            elem = 4;
+            break;
+        case 0x0E:
+            elem = 8;
+            break;
+        default:
+            elem = 0;
     }
     if (magic[0] != 0 || magic[1] != 0 || elem == 0 || ndim == 0)
         throw ValueError("read_idx: '" + path + "' is not an IDX file (magic bytes " + std::to_string(magic[0]) + " " +
@@ -139,7 +150,8 @@ Tensor read_idx(const std::string& path, Dtype dtype) {
     while (have < want) {
         const std::uint64_t chunk = std::min<std::uint64_t>(want - have, std::max<std::uint64_t>(have, 64u << 20));
         bytes.resize(static_cast<std::size_t>(have + chunk));
-        const std::size_t got = gz_read(g, reinterpret_cast<char*>(bytes.data() + have), static_cast<std::size_t>(chunk), path);
+        const std::size_t got =
+            gz_read(g, reinterpret_cast<char*>(bytes.data() + have), static_cast<std::size_t>(chunk), path);
         have += got;
         if (got < chunk) break;
     }
@@ -148,13 +160,20 @@ Tensor read_idx(const std::string& path, Dtype dtype) {
                          std::to_string(want) + " data bytes, the file has " + std::to_string(have));
     char extra;
     if (gz_read(g, &extra, 1, path) != 0)
-        throw ValueError("read_idx: '" + path + "' has bytes after the " + std::to_string(want) + " its header declares");
+        throw ValueError("read_idx: '" + path + "' has bytes after the " + std::to_string(want) +
+                         " its header declares");
     Array a(shape, dtype);
     const auto n = static_cast<std::int64_t>(numel);
     switch (dtype) {
-        case Dtype::f32: convert(bytes.data(), n, type, a.data<float>()); break;
-        case Dtype::f64: convert(bytes.data(), n, type, a.data<double>()); break;
-        default: convert(bytes.data(), n, type, a.data<std::int64_t>()); break;
+        case Dtype::f32:
+            convert(bytes.data(), n, type, a.data<float>());
+            break;
+        case Dtype::f64:
+            convert(bytes.data(), n, type, a.data<double>());
+            break;
+        default:
+            convert(bytes.data(), n, type, a.data<std::int64_t>());
+            break;
     }
     return Tensor(std::move(a));
 }
@@ -164,7 +183,8 @@ void write_idx_u8(const std::string& path, const Tensor& values, bool gzip) {
         throw ValueError("write_idx_u8: need a tensor with 1 to 255 dimensions");
     std::vector<unsigned char> out{0, 0, 0x08, static_cast<unsigned char>(values.ndim())};
     for (auto d : values.shape())
-        for (int k = 3; k >= 0; --k) out.push_back(static_cast<unsigned char>(static_cast<std::uint64_t>(d) >> (8 * k)));
+        for (int k = 3; k >= 0; --k)
+            out.push_back(static_cast<unsigned char>(static_cast<std::uint64_t>(d) >> (8 * k)));
     for (double v : values.to_vector<double>())
         out.push_back(static_cast<unsigned char>(std::clamp(std::lround(v), 0L, 255L)));
     GzFile g(path, gzip ? "wb6" : "wbT");  // "T": write without compression
@@ -177,8 +197,8 @@ TensorDataset::TensorDataset(Tensor data, Tensor targets) : data_(std::move(data
     if (!data_.defined() || !targets_.defined() || data_.ndim() == 0 || targets_.ndim() == 0)
         throw ShapeError("TensorDataset: data and targets need a first (sample) axis");
     if (data_.size(0) != targets_.size(0))
-        throw ShapeError("TensorDataset: data " + shape_str(data_.shape()) + " and targets " + shape_str(targets_.shape()) +
-                         " have different sample counts");
+        throw ShapeError("TensorDataset: data " + shape_str(data_.shape()) + " and targets " +
+                         shape_str(targets_.shape()) + " have different sample counts");
 }
 
 Batch TensorDataset::get_batch(const std::vector<std::int64_t>& indices) const {

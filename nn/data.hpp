@@ -54,8 +54,8 @@ private:
 struct DataLoaderOptions {
     std::int64_t batch_size = 64;
     bool shuffle = false;
-    std::uint64_t seed = 0;   ///< shuffling seed: epoch e uses a permutation drawn from (seed, e)
-    bool drop_last = false;   ///< drop the last batch when it is smaller than batch_size
+    std::uint64_t seed = 0;  ///< shuffling seed: epoch e uses a permutation drawn from (seed, e)
+    bool drop_last = false;  ///< drop the last batch when it is smaller than batch_size
 };
 
 /// Iterates a dataset in batches. Each range-for (each begin()) is one epoch; with shuffle the

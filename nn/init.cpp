@@ -16,7 +16,8 @@ namespace xg::nn::init {
 namespace {
 void check(const Tensor& w, const char* op) {
     if (!w.defined()) throw ValueError(std::string(op) + ": the tensor is undefined");
-    if (!is_floating(w.dtype())) throw DtypeError(std::string(op) + ": expected a floating tensor, got " + dtype_name(w.dtype()));
+    if (!is_floating(w.dtype()))
+        throw DtypeError(std::string(op) + ": expected a floating tensor, got " + dtype_name(w.dtype()));
 }
 
 // 1 / sqrt(E[f(z)^2]) for z ~ N(0,1): trapezoid rule on [-10, 10], exact to ~1e-10 for smooth f.

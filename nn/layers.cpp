@@ -292,7 +292,8 @@ Tensor AvgPool2d::forward(const Tensor& x) { return avg_pool2d(x, kernel_size, s
 
 std::string AvgPool2d::extra_repr() const {
     std::string s = "kernel_size=" + size2_str(kernel_size) + ", stride=" + size2_str(stride);
-    if (padding != Size2{0, 0}) s += ", padding=" + size2_str(padding) + ", count_include_pad=" + bool_str(count_include_pad);
+    if (padding != Size2{0, 0})
+        s += ", padding=" + size2_str(padding) + ", count_include_pad=" + bool_str(count_include_pad);
     return s;
 }
 

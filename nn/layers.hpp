@@ -171,8 +171,7 @@ public:
 /// Average pooling (stride defaults to the kernel size).
 class AvgPool2d : public Module {
 public:
-    explicit AvgPool2d(Size2 kernel_size, Size2 stride = {0, 0}, Size2 padding = {0, 0},
-                       bool count_include_pad = true);
+    explicit AvgPool2d(Size2 kernel_size, Size2 stride = {0, 0}, Size2 padding = {0, 0}, bool count_include_pad = true);
     Tensor forward(const Tensor& x) override;
     std::string extra_repr() const override;
     Size2 kernel_size, stride, padding;

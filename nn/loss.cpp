@@ -29,9 +29,12 @@ void check_same_shape(const Tensor& input, const Tensor& target, const char* op)
 
 Tensor reduce(const Tensor& loss, Reduction r) {
     switch (r) {
-        case Reduction::mean: return mean(loss);
-        case Reduction::sum: return sum(loss);
-        default: return loss;
+        case Reduction::mean:
+            return mean(loss);
+        case Reduction::sum:
+            return sum(loss);
+        default:
+            return loss;
     }
 }
 

@@ -15,8 +15,7 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
                       double beta = 1.0);
 /// d = input - target: 0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) elsewhere.
-Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
-                  double delta = 1.0);
+Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean, double delta = 1.0);
 /// Cross-entropy of logits [N, C, ...] (class axis 1) against int64 class indices [N, ...] or class
 /// probabilities of the logits' shape. With label smoothing e the target becomes (1 - e) target + e / C:
 /// per sample -(1 - e) log p[y] - e/C sum_c log p[c]. The mean is over samples (and positions).

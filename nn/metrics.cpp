@@ -17,7 +17,8 @@ std::vector<std::vector<std::int64_t>> confusion_matrix(const Tensor& pred, cons
         pred.shape() != target.shape())
         throw ValueError("confusion_matrix: predictions and targets must be int64 tensors of one shape");
     if (c <= 0) throw ValueError("confusion_matrix: num_classes must be positive");
-    std::vector<std::vector<std::int64_t>> m(static_cast<std::size_t>(c), std::vector<std::int64_t>(static_cast<std::size_t>(c), 0));
+    std::vector<std::vector<std::int64_t>> m(static_cast<std::size_t>(c),
+                                             std::vector<std::int64_t>(static_cast<std::size_t>(c), 0));
     const auto p = pred.to_vector<std::int64_t>(), t = target.to_vector<std::int64_t>();
     for (std::size_t i = 0; i < p.size(); ++i) {
         if (p[i] < 0 || p[i] >= c || t[i] < 0 || t[i] >= c)
@@ -49,13 +50,15 @@ std::string format_confusion_matrix(const std::vector<std::vector<std::int64_t>>
             r += buf;
             total += m[i][j];
         }
-        std::snprintf(buf, sizeof buf, "   %.3f\n", total ? static_cast<double>(m[i][i]) / static_cast<double>(total) : 0.0);
+        std::snprintf(buf, sizeof buf, "   %.3f\n",
+                      total ? static_cast<double>(m[i][i]) / static_cast<double>(total) : 0.0);
         r += buf;
     }
     r += "(rows: true class, columns: predicted class";
     if (!labels.empty()) {
         r += "; ";
-        for (std::size_t i = 0; i < c && i < labels.size(); ++i) r += (i ? ", " : "") + std::to_string(i) + "=" + labels[i];
+        for (std::size_t i = 0; i < c && i < labels.size(); ++i)
+            r += (i ? ", " : "") + std::to_string(i) + "=" + labels[i];
     }
     return r + ")\n";
 }
@@ -77,11 +80,20 @@ std::string xml_escape(const std::string& s) {
     std::string r;
     for (char ch : s) {
         switch (ch) {
-            case '<': r += "&lt;"; break;
-            case '>': r += "&gt;"; break;
-            case '&': r += "&amp;"; break;
-            case '"': r += "&quot;"; break;
-            default: r += ch;
+            case '<':
+                r += "&lt;";
+                break;
+            case '>':
+                r += "&gt;";
+                break;
+            case '&':
+                r += "&amp;";
+                break;
+            case '"':
+                r += "&quot;";
+                break;
+            default:
+                r += ch;
         }
     }
     return r;
@@ -98,7 +110,8 @@ std::vector<double> ticks(double lo, double hi) {
             break;
         }
     std::vector<double> t;
-    for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) t.push_back(std::abs(v) < 1e-12 * step ? 0.0 : v);
+    for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step)
+        t.push_back(std::abs(v) < 1e-12 * step ? 0.0 : v);
     return t;
 }
 }  // namespace
@@ -123,7 +136,9 @@ std::string svg_line_chart(const std::string& title, const std::string& xl, cons
     static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
     char buf[256];
-    std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"460\" font-family=\"sans-serif\" font-size=\"12\">\n";
+    std::string s =
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"460\" font-family=\"sans-serif\" "
+        "font-size=\"12\">\n";
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
     std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", (L + W - R) / 2);
     s += buf + xml_escape(title) + "</text>\n";
@@ -141,12 +156,14 @@ std::string svg_line_chart(const std::string& title, const std::string& xl, cons
                       L, py(t), W - R, py(t), L - 6, py(t) + 4, t);
         s += buf;
     }
-    std::snprintf(buf, sizeof buf, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T,
+    std::snprintf(buf, sizeof buf,
+                  "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"black\"/>\n", L, T,
                   W - L - R, H - T - B);
     s += buf;
     std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">", (L + W - R) / 2, H - 14);
     s += buf + xml_escape(xl) + "</text>\n";
-    std::snprintf(buf, sizeof buf, "<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">", (T + H - B) / 2);
+    std::snprintf(buf, sizeof buf, "<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">",
+                  (T + H - B) / 2);
     s += buf + xml_escape(yl) + "</text>\n";
     for (std::size_t k = 0; k < series.size(); ++k) {
         const auto& se = series[k];
@@ -157,11 +174,13 @@ std::string svg_line_chart(const std::string& title, const std::string& xl, cons
                 std::snprintf(buf, sizeof buf, "%.1f,%.1f ", px(se.x[i]), py(se.y[i]));
                 pts += buf;
             }
-        s += "<polyline fill=\"none\" stroke=\"" + std::string(c) + "\" stroke-width=\"1.8\" points=\"" + pts + "\"/>\n";
+        s +=
+            "<polyline fill=\"none\" stroke=\"" + std::string(c) + "\" stroke-width=\"1.8\" points=\"" + pts + "\"/>\n";
         const double ly = T + 14 + 18 * static_cast<double>(k);
-        std::snprintf(buf, sizeof buf,
-                      "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/><text x=\"%g\" y=\"%g\">",
-                      W - R + 12, ly, W - R + 36, ly, c, W - R + 42, ly + 4);
+        std::snprintf(
+            buf, sizeof buf,
+            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"3\"/><text x=\"%g\" y=\"%g\">",
+            W - R + 12, ly, W - R + 36, ly, c, W - R + 42, ly + 4);
         s += buf + xml_escape(se.name) + "</text>\n";
     }
     return s + "</svg>\n";

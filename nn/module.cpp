@@ -99,7 +99,8 @@ void Module::zero_grad() {
 }
 
 void Module::to(Dtype dtype) {
-    if (!is_floating(dtype)) throw DtypeError(std::string("Module::to: parameters must be floating, got ") + dtype_name(dtype));
+    if (!is_floating(dtype))
+        throw DtypeError(std::string("Module::to: parameters must be floating, got ") + dtype_name(dtype));
     NoGradGuard ng;
     for (auto& [n, p] : params_)
         if (p->dtype() != dtype) *p = Tensor(p->to(dtype).array(), true);

@@ -25,7 +25,8 @@ std::string num_str(double v) {
 double parse_double(const std::string& s, const std::string& what) {
     char* end = nullptr;
     const double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size()) throw ValueError("load_state_dict: bad number '" + s + "' for " + what);
+    if (s.empty() || end != s.c_str() + s.size())
+        throw ValueError("load_state_dict: bad number '" + s + "' for " + what);
     return v;
 }
 
@@ -374,7 +375,9 @@ double MultiStepLR::lr_at(double base, std::int64_t t) const {
 }
 
 ExponentialLR::ExponentialLR(Optimizer& opt, double g) : LRScheduler(opt), gamma(g) { apply(); }
-double ExponentialLR::lr_at(double base, std::int64_t t) const { return base * std::pow(gamma, static_cast<double>(t)); }
+double ExponentialLR::lr_at(double base, std::int64_t t) const {
+    return base * std::pow(gamma, static_cast<double>(t));
+}
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t tm, double em)
     : LRScheduler(opt), t_max(tm), eta_min(em) {
@@ -382,7 +385,8 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t tm, double em)
     apply();
 }
 double CosineAnnealingLR::lr_at(double base, std::int64_t t) const {
-    return eta_min + (base - eta_min) * (1.0 + std::cos(M_PI * static_cast<double>(t) / static_cast<double>(t_max))) / 2.0;
+    return eta_min +
+           (base - eta_min) * (1.0 + std::cos(M_PI * static_cast<double>(t) / static_cast<double>(t_max))) / 2.0;
 }
 
 LinearWarmupLR::LinearWarmupLR(Optimizer& opt, std::int64_t w, double s, std::shared_ptr<LRScheduler> a)
@@ -393,7 +397,8 @@ LinearWarmupLR::LinearWarmupLR(Optimizer& opt, std::int64_t w, double s, std::sh
 }
 double LinearWarmupLR::lr_at(double base, std::int64_t t) const {
     if (t < warmup_steps)
-        return base * (start_factor + (1.0 - start_factor) * static_cast<double>(t) / static_cast<double>(warmup_steps));
+        return base *
+               (start_factor + (1.0 - start_factor) * static_cast<double>(t) / static_cast<double>(warmup_steps));
     return after ? after->lr_at(base, t - warmup_steps) : base;
 }
 

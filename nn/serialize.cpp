@@ -47,7 +47,9 @@ public:
     }
 
 private:
-    [[noreturn]] void error(const std::string& what) const { fail("bad header JSON at byte " + std::to_string(i_) + ": " + what); }
+    [[noreturn]] void error(const std::string& what) const {
+        fail("bad header JSON at byte " + std::to_string(i_) + ": " + what);
+    }
 
     void skip_ws() {
         while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
@@ -152,10 +154,14 @@ private:
         for (int k = 0; k < 4; ++k) {
             const char h = s_[i_++];
             v <<= 4;
-            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
-            else error("bad hex digit in \\u escape");
+            if (h >= '0' && h <= '9')
+                v |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f')
+                v |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F')
+                v |= static_cast<unsigned>(h - 'A' + 10);
+            else
+                error("bad hex digit in \\u escape");
         }
         return v;
     }
@@ -193,14 +199,30 @@ private:
             if (i_ >= s_.size()) error("unterminated escape");
             const char e = s_[i_++];
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u': {
                     unsigned cp = hex4();
                     if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -214,7 +236,8 @@ private:
                     put_utf8(out, cp);
                     break;
                 }
-                default: error(std::string("bad escape \\") + e);
+                default:
+                    error(std::string("bad escape \\") + e);
             }
         }
         return out;
@@ -242,22 +265,28 @@ std::uint64_t as_uint(const Json& v, const std::string& what) {
 std::string json_escape(const std::string& s) {
     std::string r = "\"";
     for (unsigned char c : s) {
-        if (c == '"') r += "\\\"";
-        else if (c == '\\') r += "\\\\";
+        if (c == '"')
+            r += "\\\"";
+        else if (c == '\\')
+            r += "\\\\";
         else if (c < 0x20) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
             r += buf;
-        } else r += static_cast<char>(c);
+        } else
+            r += static_cast<char>(c);
     }
     return r + "\"";
 }
 
 const char* dtype_tag(Dtype d) {
     switch (d) {
-        case Dtype::f32: return "F32";
-        case Dtype::f64: return "F64";
-        default: return "I64";
+        case Dtype::f32:
+            return "F32";
+        case Dtype::f64:
+            return "F64";
+        default:
+            return "I64";
     }
 }
 
@@ -356,10 +385,14 @@ SafetensorsFile parse(Source& src) {
         if (v.kind != Json::Kind::object) fail("entry '" + name + "' is not an object");
         const Json *dt = nullptr, *sh = nullptr, *off = nullptr;
         for (const auto& [k, f] : v.members) {
-            if (k == "dtype") dt = &f;
-            else if (k == "shape") sh = &f;
-            else if (k == "data_offsets") off = &f;
-            else fail("entry '" + name + "' has an unknown field '" + k + "'");
+            if (k == "dtype")
+                dt = &f;
+            else if (k == "shape")
+                sh = &f;
+            else if (k == "data_offsets")
+                off = &f;
+            else
+                fail("entry '" + name + "' has an unknown field '" + k + "'");
         }
         if (!dt || !sh || !off) fail("entry '" + name + "' needs dtype, shape and data_offsets");
         if (dt->kind != Json::Kind::string) fail("dtype of '" + name + "' is not a string");
@@ -396,8 +429,9 @@ SafetensorsFile parse(Source& src) {
     std::uint64_t pos = 0;
     for (const Entry* e : order) {
         if (e->begin != pos)
-            fail("'" + e->name + "' starts at data byte " + std::to_string(e->begin) + " but the previous tensor ends at " +
-                 std::to_string(pos) + (e->begin < pos ? " (overlap)" : " (hole)"));
+            fail("'" + e->name + "' starts at data byte " + std::to_string(e->begin) +
+                 " but the previous tensor ends at " + std::to_string(pos) +
+                 (e->begin < pos ? " (overlap)" : " (hole)"));
         pos = e->end;
     }
     if (pos != data_size)
@@ -535,14 +569,19 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Modu
     StateDict model_state;
     OptimizerState opt_state;
     for (auto& [n, t] : f.tensors) {
-        if (n.rfind("model.", 0) == 0) model_state.emplace_back(n.substr(6), t);
-        else if (n.rfind("optimizer.", 0) == 0) opt_state.tensors.emplace_back(n.substr(10), t);
-        else fail("checkpoint '" + path + "' has a tensor '" + n + "' outside model. and optimizer.");
+        if (n.rfind("model.", 0) == 0)
+            model_state.emplace_back(n.substr(6), t);
+        else if (n.rfind("optimizer.", 0) == 0)
+            opt_state.tensors.emplace_back(n.substr(10), t);
+        else
+            fail("checkpoint '" + path + "' has a tensor '" + n + "' outside model. and optimizer.");
     }
     std::map<std::string, std::string> user;
     for (auto& [k, v] : f.metadata) {
-        if (k.rfind("optimizer.", 0) == 0) opt_state.metadata[k.substr(10)] = v;
-        else user[k] = v;
+        if (k.rfind("optimizer.", 0) == 0)
+            opt_state.metadata[k.substr(10)] = v;
+        else
+            user[k] = v;
     }
     model.load_state_dict(model_state, true);
     optimizer.load_state_dict(opt_state);

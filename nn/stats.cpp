@@ -20,7 +20,9 @@ double LayerStats::std() const {
     const double m = mean();
     return std::sqrt(std::max(0.0, sum_sq / static_cast<double>(count) - m * m));
 }
-double LayerStats::zero_fraction() const { return count ? static_cast<double>(zeros) / static_cast<double>(count) : std::nan(""); }
+double LayerStats::zero_fraction() const {
+    return count ? static_cast<double>(zeros) / static_cast<double>(count) : std::nan("");
+}
 double LayerStats::saturated_fraction() const {
     return count && has_derivative ? static_cast<double>(saturated) / static_cast<double>(count) : std::nan("");
 }

@@ -15,12 +15,12 @@ namespace xg::nn {
 /// Accumulated statistics of one layer's output.
 struct LayerStats {
     std::string name, type;
-    std::int64_t count = 0;      ///< values seen
-    double sum = 0, sum_sq = 0;  ///< of the values
-    std::int64_t zeros = 0;      ///< values exactly 0
-    bool has_derivative = false; ///< saturation is known (Activation layers)
-    std::int64_t saturated = 0;  ///< values where |f'(x)| < 1e-3
-    double grad_norm_sum = 0;    ///< sum over recorded backward passes of ||dL/dy||_2
+    std::int64_t count = 0;       ///< values seen
+    double sum = 0, sum_sq = 0;   ///< of the values
+    std::int64_t zeros = 0;       ///< values exactly 0
+    bool has_derivative = false;  ///< saturation is known (Activation layers)
+    std::int64_t saturated = 0;   ///< values where |f'(x)| < 1e-3
+    double grad_norm_sum = 0;     ///< sum over recorded backward passes of ||dL/dy||_2
     std::int64_t grad_count = 0;
     double mean() const;
     double std() const;

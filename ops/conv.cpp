@@ -58,32 +58,33 @@ template <class T>
 void im2col_kernel(const T* x, T* cols, const Window& g) {
     const std::int64_t kk = g.k[0] * g.k[1], plane = g.oh * g.ow, len = g.n * plane;
     const std::int64_t tasks = g.c * kk * g.n;
-    detail::parallel_for(tasks, std::max<std::int64_t>(1, detail::kGrainCheap / plane), [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t t = b; t < e; ++t) {
-            const std::int64_t r = t / g.n, n = t % g.n;
-            const std::int64_t c = r / kk, i = (r / g.k[1]) % g.k[0], j = r % g.k[1];
-            T* out = cols + r * len + n * plane;
-            const T* img = x + (n * g.c + c) * g.h * g.w;
-            const std::int64_t offh = i * g.d[0] - g.p[0], offw = j * g.d[1] - g.p[1];
-            std::int64_t w0, w1;
-            valid_range(g.w, g.ow, g.s[1], offw, w0, w1);
-            for (std::int64_t oh = 0; oh < g.oh; ++oh) {
-                T* o = out + oh * g.ow;
-                const std::int64_t ih = oh * g.s[0] + offh;
-                if (ih < 0 || ih >= g.h) {
-                    std::fill(o, o + g.ow, T(0));
-                    continue;
-                }
-                const T* row = img + ih * g.w + offw;
-                std::fill(o, o + w0, T(0));
-                if (g.s[1] == 1)
-                    std::memcpy(o + w0, row + w0, static_cast<std::size_t>(w1 - w0) * sizeof(T));
-                else
-                    for (std::int64_t ow = w0; ow < w1; ++ow) o[ow] = row[ow * g.s[1]];
-                std::fill(o + w1, o + g.ow, T(0));
-            }
-        }
-    });
+    detail::parallel_for(tasks, std::max<std::int64_t>(1, detail::kGrainCheap / plane),
+                         [&](std::int64_t b, std::int64_t e) {
+                             for (std::int64_t t = b; t < e; ++t) {
+                                 const std::int64_t r = t / g.n, n = t % g.n;
+                                 const std::int64_t c = r / kk, i = (r / g.k[1]) % g.k[0], j = r % g.k[1];
+                                 T* out = cols + r * len + n * plane;
+                                 const T* img = x + (n * g.c + c) * g.h * g.w;
+                                 const std::int64_t offh = i * g.d[0] - g.p[0], offw = j * g.d[1] - g.p[1];
+                                 std::int64_t w0, w1;
+                                 valid_range(g.w, g.ow, g.s[1], offw, w0, w1);
+                                 for (std::int64_t oh = 0; oh < g.oh; ++oh) {
+                                     T* o = out + oh * g.ow;
+                                     const std::int64_t ih = oh * g.s[0] + offh;
+                                     if (ih < 0 || ih >= g.h) {
+                                         std::fill(o, o + g.ow, T(0));
+                                         continue;
+                                     }
+                                     const T* row = img + ih * g.w + offw;
+                                     std::fill(o, o + w0, T(0));
+                                     if (g.s[1] == 1)
+                                         std::memcpy(o + w0, row + w0, static_cast<std::size_t>(w1 - w0) * sizeof(T));
+                                     else
+                                         for (std::int64_t ow = w0; ow < w1; ++ow) o[ow] = row[ow * g.s[1]];
+                                     std::fill(o + w1, o + g.ow, T(0));
+                                 }
+                             }
+                         });
 }
 
 // Each (n, c) image plane is written by one task in a fixed order: the sums do not depend on threads.
@@ -193,15 +194,15 @@ Tensor im2col(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Size2 
     detail::require_floating(x.dtype(), "im2col");
     const Window g = make_window(x.shape(), kernel, stride, padding, dilation, "im2col");
     Array cols({g.c * kernel[0] * kernel[1], g.n * g.oh * g.ow}, x.dtype());
-    detail::dispatch_floating(x.dtype(), "im2col", [&]<class T>() { im2col_kernel<T>(x.array().data<T>(), cols.data<T>(), g); });
+    detail::dispatch_floating(x.dtype(), "im2col",
+                              [&]<class T>() { im2col_kernel<T>(x.array().data<T>(), cols.data<T>(), g); });
     const Shape in = x.shape();
     return make_result("im2col", std::move(cols), {x}, [=](const Tensor& gr, const Tensor&) {
         return Grads{col2im(gr, in, kernel, stride, padding, dilation)};
     });
 }
 
-Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding,
-              Size2 dilation) {
+Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
     check_defined(cols, "col2im");
     detail::require_floating(cols.dtype(), "col2im");
     const Window g = make_window(input_shape, kernel, stride, padding, dilation, "col2im");
@@ -211,7 +212,8 @@ Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 
                          shape_str(input_shape) + " with kernel " + pair_str(kernel) + " (expected " + shape_str(want) +
                          ")");
     Array img(input_shape, cols.dtype());
-    detail::dispatch_floating(cols.dtype(), "col2im", [&]<class T>() { col2im_kernel<T>(cols.array().data<T>(), img.data<T>(), g); });
+    detail::dispatch_floating(cols.dtype(), "col2im",
+                              [&]<class T>() { col2im_kernel<T>(cols.array().data<T>(), img.data<T>(), g); });
     return make_result("col2im", std::move(img), {cols}, [=](const Tensor& gr, const Tensor&) {
         return Grads{im2col(gr, kernel, stride, padding, dilation)};
     });
@@ -227,8 +229,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
     if (groups <= 0) throw ValueError("conv2d: groups must be positive, got " + std::to_string(groups));
     const std::int64_t n = x.size(0), c = x.size(1), o = weight.size(0), cg = weight.size(1);
     if (c != cg * groups || o % groups != 0)
-        throw ShapeError("conv2d: input " + shape_str(x.shape()) + " with " + std::to_string(c) + " channels and weight " +
-                         shape_str(weight.shape()) + " do not fit " + std::to_string(groups) +
+        throw ShapeError("conv2d: input " + shape_str(x.shape()) + " with " + std::to_string(c) +
+                         " channels and weight " + shape_str(weight.shape()) + " do not fit " + std::to_string(groups) +
                          " groups (need C = weight.size(1) * groups and O divisible by groups)");
     if (bias.defined() && bias.shape() != Shape{o})
         throw ShapeError("conv2d: bias of shape " + shape_str(bias.shape()) + " does not match " + std::to_string(o) +
@@ -236,7 +238,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
     const Size2 k{weight.size(2), weight.size(3)};
     const Window g = make_window(x.shape(), k, stride, padding, dilation, "conv2d");
     const Tensor cols = im2col(x, k, stride, padding, dilation);  // [C*kk, N*L]
-    Tensor y;                                                      // [O, N*L]
+    Tensor y;                                                     // [O, N*L]
     if (groups == 1) {
         y = matmul_t(reshape(weight, {o, cg * k[0] * k[1]}), cols, false, false);
     } else {
@@ -309,19 +311,21 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Si
     const std::int64_t planes = g.n * g.c, plane = g.oh * g.ow, hw = g.h * g.w;
     Array idx({planes, plane}, Dtype::i64);
     Array y({g.n, g.c, g.oh, g.ow}, x.dtype());
-    const bool fast = kernel == Size2{2, 2} && stride == Size2{2, 2} && padding == Size2{0, 0} && dilation == Size2{1, 1};
+    const bool fast =
+        kernel == Size2{2, 2} && stride == Size2{2, 2} && padding == Size2{0, 0} && dilation == Size2{1, 1};
     detail::dispatch_floating(x.dtype(), "max_pool2d", [&]<class T>() {
         const T* px = x.array().data<T>();
         T* py = y.data<T>();
         std::int64_t* pi = idx.data<std::int64_t>();
-        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / hw), [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t t = b; t < e; ++t) {
-                if (fast)
-                    max_pool_2x2(px + t * hw, py + t * plane, pi + t * plane, g.w, g.oh, g.ow);
-                else
-                    max_pool_any(px + t * hw, py + t * plane, pi + t * plane, g);
-            }
-        });
+        detail::parallel_for(planes, std::max<std::int64_t>(1, detail::kGrainCheap / hw),
+                             [&](std::int64_t b, std::int64_t e) {
+                                 for (std::int64_t t = b; t < e; ++t) {
+                                     if (fast)
+                                         max_pool_2x2(px + t * hw, py + t * plane, pi + t * plane, g.w, g.oh, g.ow);
+                                     else
+                                         max_pool_any(px + t * hw, py + t * plane, pi + t * plane, g);
+                                 }
+                             });
     });
     const std::int64_t* pi = idx.data<std::int64_t>();
     if (!fast && std::any_of(pi, pi + idx.numel(), [](std::int64_t v) { return v < 0; }))
@@ -350,8 +354,8 @@ Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, bo
         Tensor counts;
         {
             NoGradGuard ng;
-            counts = reshape(sum(im2col(ones({1, 1, g.h, g.w}, x.dtype()), kernel, stride, padding), {0}),
-                             {1, g.oh * g.ow});
+            counts =
+                reshape(sum(im2col(ones({1, 1, g.h, g.w}, x.dtype()), kernel, stride, padding), {0}), {1, g.oh * g.ow});
         }
         s = s / counts;
     }

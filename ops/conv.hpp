@@ -18,12 +18,11 @@ std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t
 /// Columns of every window: x [N,C,H,W] -> [C*kh*kw, N*OH*OW]; row (c*kh + i)*kw + j holds tap (i, j)
 /// of channel c, column (n*OH + oh)*OW + ow the window at (oh, ow) of image n; taps in the padding
 /// read 0. Its gradient is col2im.
-Tensor im2col(const Tensor& x, Size2 kernel, Size2 stride = {1, 1}, Size2 padding = {0, 0},
-              Size2 dilation = {1, 1});
+Tensor im2col(const Tensor& x, Size2 kernel, Size2 stride = {1, 1}, Size2 padding = {0, 0}, Size2 dilation = {1, 1});
 /// Adjoint of im2col: adds every column entry back onto the pixel it was read from, giving an image of
 /// shape input_shape [N,C,H,W] (overlapping windows accumulate). Its gradient is im2col.
-Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 stride = {1, 1},
-              Size2 padding = {0, 0}, Size2 dilation = {1, 1});
+Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 stride = {1, 1}, Size2 padding = {0, 0},
+              Size2 dilation = {1, 1});
 
 /// Cross-correlation as torch.nn.functional.conv2d: x [N,C,H,W], weight [O, C/groups, kh, kw], optional
 /// bias [O]; y[n,o] = b[o] + sum_{c in group(o), i, j} w[o,c,i,j] x[n, c, oh*s + i*d - p, ow*s + j*d - p].

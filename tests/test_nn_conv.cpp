@@ -32,7 +32,8 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b
                             for (std::int64_t j = 0; j < KW; ++j) {
                                 const std::int64_t ih = oh * s[0] - p[0] + i * d[0], iw = ow * s[1] - p[1] + j * d[1];
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
-                                acc += W[((o * Cg + c) * KH + i) * KW + j] * X[((n * C + g * Cg + c) * H + ih) * Wd + iw];
+                                acc +=
+                                    W[((o * Cg + c) * KH + i) * KW + j] * X[((n * C + g * Cg + c) * H + ih) * Wd + iw];
                             }
                     y[((n * O + o) * OH + oh) * OW + ow] = acc;
                 }
@@ -41,7 +42,8 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b
 
 void check_close(const std::vector<double>& a, const std::vector<double>& b, double tol) {
     BOOST_REQUIRE_EQUAL(a.size(), b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
 }
 }  // namespace
 
@@ -103,7 +105,8 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_direct_loops) {
     // A single image skips the batch permute: same numbers.
     auto x1 = xg::randn({1, 2, 5, 5}, xg::f64), w1 = xg::randn({3, 2, 3, 3}, xg::f64);
     xg::Shape shape;
-    check_close(xg::conv2d(x1, w1).to_vector<double>(), naive_conv(x1, w1, Tensor(), {1, 1}, {0, 0}, {1, 1}, 1, shape), 1e-12);
+    check_close(xg::conv2d(x1, w1).to_vector<double>(), naive_conv(x1, w1, Tensor(), {1, 1}, {0, 0}, {1, 1}, 1, shape),
+                1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_errors_name_the_shapes) {
@@ -231,7 +234,8 @@ BOOST_AUTO_TEST_CASE(adaptive_avg_pool2d_bins_and_gradcheck) {
     for (std::int64_t p = 0; p < 6; ++p)
         for (std::int64_t i = 0; i < 3; ++i)
             for (std::int64_t j = 0; j < 2; ++j) {
-                const std::int64_t h0 = i * 5 / 3, h1 = ((i + 1) * 5 + 2) / 3, w0 = j * 7 / 2, w1 = ((j + 1) * 7 + 1) / 2;
+                const std::int64_t h0 = i * 5 / 3, h1 = ((i + 1) * 5 + 2) / 3, w0 = j * 7 / 2,
+                                   w1 = ((j + 1) * 7 + 1) / 2;
                 double s = 0;
                 for (auto h = h0; h < h1; ++h)
                     for (auto w = w0; w < w1; ++w) s += X[(p * 5 + h) * 7 + w];
@@ -240,7 +244,8 @@ BOOST_AUTO_TEST_CASE(adaptive_avg_pool2d_bins_and_gradcheck) {
     // Global and divisible sizes take the mean / avg_pool paths: same numbers as the bins.
     check_close(xg::adaptive_avg_pool2d(x, {1, 1}).to_vector<double>(), xg::mean(x, {2, 3}).to_vector<double>(), 1e-12);
     auto x4 = xg::randn({1, 2, 4, 6}, xg::f64);
-    check_close(xg::adaptive_avg_pool2d(x4, {2, 3}).to_vector<double>(), xg::avg_pool2d(x4, {2, 2}).to_vector<double>(), 1e-12);
+    check_close(xg::adaptive_avg_pool2d(x4, {2, 3}).to_vector<double>(), xg::avg_pool2d(x4, {2, 2}).to_vector<double>(),
+                1e-12);
     auto r = xg::randn({1, 2, 5, 4}, xg::f64).requires_grad_();
     auto f = [](const V& in) { return xg::adaptive_avg_pool2d(in[0], {3, 3}); };
     XG_CHECK_GRAD(f, {r});

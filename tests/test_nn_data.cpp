@@ -19,7 +19,8 @@ struct TempDir {
     fs::path path;
     TempDir() {
         static int counter = 0;
-        path = fs::temp_directory_path() / ("xgrad_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        path =
+            fs::temp_directory_path() / ("xgrad_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::create_directories(path);
     }
     ~TempDir() { fs::remove_all(path); }
@@ -127,7 +128,8 @@ BOOST_AUTO_TEST_CASE(idx_truncated_and_damaged_files_throw) {
     write_bytes(dir.file("liar"), std::string("\0\0\x08\x03", 4) + be32(0xffffffffu) + be32(0xffffffffu) + be32(1000) +
                                       std::string(100, '\x01'));
     expect_error(dir.file("liar"), "too many elements");
-    write_bytes(dir.file("liar2"), std::string("\0\0\x08\x02", 4) + be32(60000) + be32(60000) + std::string(100, '\x01'));
+    write_bytes(dir.file("liar2"),
+                std::string("\0\0\x08\x02", 4) + be32(60000) + be32(60000) + std::string(100, '\x01'));
     expect_error(dir.file("liar2"), "truncated");
     expect_error(dir.file("does_not_exist"), "cannot open");
 }
@@ -198,7 +200,8 @@ BOOST_AUTO_TEST_CASE(normalisation) {
     BOOST_TEST(std::abs(zs - 1.0) < 1e-15);
     auto img = xg::reshape(xg::arange(0, 8, 1, xg::f64), {1, 2, 2, 2});
     auto per = nn::normalize(img, {1.0, 5.0}, {2.0, 0.5});
-    BOOST_TEST(per.to_vector<double>() == (std::vector<double>{-0.5, 0, 0.5, 1, -2, 0, 2, 4}), boost::test_tools::per_element());
+    BOOST_TEST(per.to_vector<double>() == (std::vector<double>{-0.5, 0, 0.5, 1, -2, 0, 2, 4}),
+               boost::test_tools::per_element());
     BOOST_CHECK_THROW(nn::normalize(x, 0.0, 0.0), xg::ValueError);
     BOOST_CHECK_THROW(nn::normalize(img, std::vector<double>{1.0}, std::vector<double>{1.0}), xg::ShapeError);
 }
@@ -213,7 +216,8 @@ BOOST_AUTO_TEST_CASE(mnist_directory_loader) {
     auto ds = nn::load_mnist(dir.path.string(), true);
     BOOST_TEST((ds->data().shape() == xg::Shape{5, 1, 28, 28}));
     BOOST_TEST((ds->data().dtype() == xg::f32));
-    BOOST_TEST(ds->targets().to_vector<std::int64_t>() == labels.to_vector<std::int64_t>(), boost::test_tools::per_element());
+    BOOST_TEST(ds->targets().to_vector<std::int64_t>() == labels.to_vector<std::int64_t>(),
+               boost::test_tools::per_element());
     const auto px = ds->data().to_vector<double>(), raw = images.to_vector<double>();
     for (std::size_t i = 0; i < px.size(); i += 97) BOOST_TEST(std::abs(px[i] - raw[i] / 255.0) < 1e-7);
     try {

@@ -12,7 +12,8 @@ using V = std::vector<Tensor>;
 namespace {
 void check_close(const std::vector<double>& a, const std::vector<double>& b, double tol) {
     BOOST_REQUIRE_EQUAL(a.size(), b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
 }
 Tensor rg(const Tensor& t) { return Tensor(t).requires_grad_(); }
 }  // namespace
@@ -55,7 +56,8 @@ BOOST_AUTO_TEST_CASE(linear_weight_gradient_at_training_sizes) {
     const auto want = xg::matmul(xg::transpose(g, 0, 1).to(xg::f64), x.to(xg::f64)).to_vector<double>();
     BOOST_REQUIRE_EQUAL(got.size(), want.size());
     double worst = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / (1 + std::abs(want[i])));
+    for (std::size_t i = 0; i < got.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]) / (1 + std::abs(want[i])));
     BOOST_TEST(worst < 1e-4);
     check_close(lin.bias.grad().to_vector<double>(), xg::sum(g.to(xg::f64), {0}).to_vector<double>(), 1e-3);
 }
@@ -229,7 +231,8 @@ BOOST_AUTO_TEST_CASE(conv2d_layer_gradcheck) {
         conv.weight = in[1], conv.bias = in[2];
         return conv(in[0]);
     };
-    XG_CHECK_GRAD(f, {rg(xg::randn({2, 2, 4, 4}, xg::f64)), rg(xg::randn({4, 1, 3, 3}, xg::f64)), rg(xg::randn({4}, xg::f64))});
+    XG_CHECK_GRAD(
+        f, {rg(xg::randn({2, 2, 4, 4}, xg::f64)), rg(xg::randn({4, 1, 3, 3}, xg::f64)), rg(xg::randn({4}, xg::f64))});
     BOOST_CHECK_THROW(nn::Conv2d(3, 4, {3, 3}, {.groups = 2}), xg::ValueError);
 }
 

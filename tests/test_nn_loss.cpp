@@ -12,7 +12,8 @@ using V = std::vector<Tensor>;
 namespace {
 void check_close(const std::vector<double>& a, const std::vector<double>& b, double tol) {
     BOOST_REQUIRE_EQUAL(a.size(), b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        BOOST_TEST(std::abs(a[i] - b[i]) <= tol, "at " << i << ": " << a[i] << " vs " << b[i]);
 }
 Tensor rg(const Tensor& t) { return Tensor(t).requires_grad_(); }
 Tensor t64(std::initializer_list<double> v, xg::Shape s) { return xg::tensor(v, std::move(s), xg::f64); }
@@ -63,7 +64,8 @@ BOOST_AUTO_TEST_CASE(cross_entropy_with_indices_by_hand) {
     BOOST_TEST(std::abs(nn::cross_entropy(logits, target, Reduction::sum).item<double>() - (l0 + l1)) < 1e-14);
     // Label smoothing e: (1-e) nll + e/C sum_c -log p_c.
     const double e = 0.2;
-    const double s0 = (1 - e) * l0 + e / 3 * ((lse0 - 1) + (lse0 - 2) + (lse0 - 3)), s1 = (1 - e) * l1 + e / 3 * (3 * lse1);
+    const double s0 = (1 - e) * l0 + e / 3 * ((lse0 - 1) + (lse0 - 2) + (lse0 - 3)),
+                 s1 = (1 - e) * l1 + e / 3 * (3 * lse1);
     check_close(nn::cross_entropy(logits, target, Reduction::none, e).to_vector<double>(), {s0, s1}, 1e-14);
     // The same through nll_loss(log_softmax).
     check_close(nn::nll_loss(xg::log_softmax(logits, 1), target, Reduction::none).to_vector<double>(), {l0, l1}, 1e-14);
@@ -71,7 +73,8 @@ BOOST_AUTO_TEST_CASE(cross_entropy_with_indices_by_hand) {
     auto lg = rg(logits);
     nn::cross_entropy(lg, target).backward();
     const auto sm = xg::softmax(logits, 1).to_vector<double>();
-    check_close(lg.grad().to_vector<double>(), {sm[0] / 2, sm[1] / 2, (sm[2] - 1) / 2, (sm[3] - 1) / 2, sm[4] / 2, sm[5] / 2}, 1e-15);
+    check_close(lg.grad().to_vector<double>(),
+                {sm[0] / 2, sm[1] / 2, (sm[2] - 1) / 2, (sm[3] - 1) / 2, sm[4] / 2, sm[5] / 2}, 1e-15);
 }
 
 BOOST_AUTO_TEST_CASE(cross_entropy_with_probabilities_and_spatial_targets) {
@@ -90,7 +93,8 @@ BOOST_AUTO_TEST_CASE(cross_entropy_with_probabilities_and_spatial_targets) {
     auto per = nn::cross_entropy(l3, t3, Reduction::none);
     BOOST_TEST((per.shape() == xg::Shape{2, 4}));
     auto moved = xg::reshape(xg::permute(l3, {0, 2, 1}), {8, 3});
-    check_close(per.to_vector<double>(), nn::cross_entropy(moved, xg::reshape(t3, {8}), Reduction::none).to_vector<double>(), 1e-14);
+    check_close(per.to_vector<double>(),
+                nn::cross_entropy(moved, xg::reshape(t3, {8}), Reduction::none).to_vector<double>(), 1e-14);
     BOOST_CHECK_THROW(nn::cross_entropy(logits, xg::tensor_i64({0, 5, 1, 1})), xg::IndexError);
     BOOST_CHECK_THROW(nn::cross_entropy(logits, xg::tensor_i64({0, 1})), xg::ShapeError);
     BOOST_CHECK_THROW(nn::cross_entropy(logits, target, Reduction::mean, 1.5), xg::ValueError);
@@ -112,8 +116,10 @@ BOOST_AUTO_TEST_CASE(cross_entropy_and_nll_gradcheck) {
     for (double ls : {0.0, 0.1}) {
         XG_CHECK_GRAD([&](const V& in) { return nn::cross_entropy(in[0], target, Reduction::mean, ls); }, {logits});
         XG_CHECK_GRADGRAD([&](const V& in) { return nn::cross_entropy(in[0], target, Reduction::mean, ls); }, {logits});
-        XG_CHECK_GRAD([&](const V& in) { return nn::cross_entropy(in[0], in[1], Reduction::none, ls); }, {logits, probs});
-        XG_CHECK_GRADGRAD([&](const V& in) { return nn::cross_entropy(in[0], in[1], Reduction::sum, ls); }, {logits, probs});
+        XG_CHECK_GRAD([&](const V& in) { return nn::cross_entropy(in[0], in[1], Reduction::none, ls); },
+                      {logits, probs});
+        XG_CHECK_GRADGRAD([&](const V& in) { return nn::cross_entropy(in[0], in[1], Reduction::sum, ls); },
+                          {logits, probs});
     }
     XG_CHECK_GRAD([&](const V& in) { return nn::nll_loss(in[0], target, Reduction::sum); }, {logits});
 }
@@ -148,7 +154,8 @@ BOOST_AUTO_TEST_CASE(bce_with_logits_matches_and_is_stable) {
     xg::sum(loss).backward();
     check_close(big.grad().to_vector<double>(), {1, -1, 0, 0, -0.5}, 1e-12);
     auto xr = rg(x), yr = rg(y);
-    XG_CHECK_GRAD([](const V& in) { return nn::binary_cross_entropy_with_logits(in[0], in[1], Reduction::sum); }, {xr, yr});
+    XG_CHECK_GRAD([](const V& in) { return nn::binary_cross_entropy_with_logits(in[0], in[1], Reduction::sum); },
+                  {xr, yr});
     XG_CHECK_GRADGRAD([](const V& in) { return nn::binary_cross_entropy_with_logits(in[0], in[1]); }, {xr, yr});
 }
 

@@ -9,8 +9,8 @@ using xg::Tensor;
 namespace {
 // A two-level model: Sequential(Linear, tanh, Sequential(Linear, BatchNorm1d)).
 std::shared_ptr<nn::Sequential> make_model() {
-    auto inner = std::make_shared<nn::Sequential>(
-        std::initializer_list<std::shared_ptr<nn::Module>>{std::make_shared<nn::Linear>(3, 2), std::make_shared<nn::BatchNorm1d>(2)});
+    auto inner = std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Linear>(3, 2), std::make_shared<nn::BatchNorm1d>(2)});
     return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
         std::make_shared<nn::Linear>(4, 3), std::make_shared<nn::Activation>("tanh"), inner});
 }
@@ -35,7 +35,8 @@ BOOST_AUTO_TEST_CASE(named_parameters_are_dotted_and_recursive) {
     BOOST_TEST(sd.back() == "2.1.num_batches_tracked");
     std::vector<std::string> mods;
     for (const auto& [n, mod] : m->named_modules()) mods.push_back(n + ":" + mod->type_name());
-    const std::vector<std::string> want_mods{"0:Linear", "1:Activation", "2:Sequential", "2.0:Linear", "2.1:BatchNorm1d"};
+    const std::vector<std::string> want_mods{"0:Linear", "1:Activation", "2:Sequential", "2.0:Linear",
+                                             "2.1:BatchNorm1d"};
     BOOST_TEST(mods == want_mods, boost::test_tools::per_element());
 }
 

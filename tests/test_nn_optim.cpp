@@ -11,8 +11,8 @@ using xg::Tensor;
 namespace {
 const std::vector<double> kInit{1.0, -0.5, 2.0};
 // A fixed sequence of gradients, one row per step.
-const std::vector<std::vector<double>> kGrads{{0.5, -1.0, 0.25}, {-1.0, 0.5, 0.0}, {0.3, 0.3, -2.0}, {2.0, -0.1, 0.7},
-                                              {0.0, 0.2, -0.4}};
+const std::vector<std::vector<double>> kGrads{
+    {0.5, -1.0, 0.25}, {-1.0, 0.5, 0.0}, {0.3, 0.3, -2.0}, {2.0, -0.1, 0.7}, {0.0, 0.2, -0.4}};
 
 Tensor param() { return xg::tensor(std::vector<double>(kInit), {3}, xg::f64).requires_grad_(); }
 
@@ -246,14 +246,22 @@ BOOST_AUTO_TEST_CASE(schedulers_follow_their_formulas) {
     };
     auto close = [](const std::vector<double>& a, const std::vector<double>& b) {
         BOOST_REQUIRE_EQUAL(a.size(), b.size());
-        for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) < 1e-15, "step " << i << ": " << a[i] << " vs " << b[i]);
+        for (std::size_t i = 0; i < a.size(); ++i)
+            BOOST_TEST(std::abs(a[i] - b[i]) < 1e-15, "step " << i << ": " << a[i] << " vs " << b[i]);
     };
-    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::StepLR>(o, 2, 0.5); }, 5), {0.1, 0.1, 0.05, 0.05, 0.025, 0.025});
-    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::MultiStepLR>(o, std::vector<std::int64_t>{1, 3}, 0.1); }, 4),
+    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::StepLR>(o, 2, 0.5); }, 5),
+          {0.1, 0.1, 0.05, 0.05, 0.025, 0.025});
+    close(lrs(
+              [](nn::Optimizer& o) {
+                  return std::make_unique<nn::MultiStepLR>(o, std::vector<std::int64_t>{1, 3}, 0.1);
+              },
+              4),
           {0.1, 0.01, 0.01, 0.001, 0.001});
-    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::ExponentialLR>(o, 0.5); }, 3), {0.1, 0.05, 0.025, 0.0125});
-    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::CosineAnnealingLR>(o, 4, 0.02); }, 4),
-          {0.1, 0.02 + 0.08 * (1 + std::cos(M_PI / 4)) / 2, 0.06, 0.02 + 0.08 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.02});
+    close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::ExponentialLR>(o, 0.5); }, 3),
+          {0.1, 0.05, 0.025, 0.0125});
+    close(
+        lrs([](nn::Optimizer& o) { return std::make_unique<nn::CosineAnnealingLR>(o, 4, 0.02); }, 4),
+        {0.1, 0.02 + 0.08 * (1 + std::cos(M_PI / 4)) / 2, 0.06, 0.02 + 0.08 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.02});
     close(lrs([](nn::Optimizer& o) { return std::make_unique<nn::LinearWarmupLR>(o, 4, 0.2); }, 5),
           {0.02, 0.04, 0.06, 0.08, 0.1, 0.1});
     // Warm-up then cosine from the base lr.

@@ -15,7 +15,8 @@ namespace {
 struct TempDir {
     fs::path path;
     TempDir() {
-        path = fs::temp_directory_path() / ("xgrad_ser_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+        path =
+            fs::temp_directory_path() / ("xgrad_ser_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
         fs::create_directories(path);
     }
     ~TempDir() { fs::remove_all(path); }
@@ -49,8 +50,8 @@ void expect_error(const std::string& bytes, const std::string& fragment) {
 
 std::shared_ptr<nn::Sequential> mlp() {
     return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
-        std::make_shared<nn::Linear>(6, 5), std::make_shared<nn::Activation>("relu"), std::make_shared<nn::BatchNorm1d>(5),
-        std::make_shared<nn::Linear>(5, 3)});
+        std::make_shared<nn::Linear>(6, 5), std::make_shared<nn::Activation>("relu"),
+        std::make_shared<nn::BatchNorm1d>(5), std::make_shared<nn::Linear>(5, 3)});
 }
 }  // namespace
 
@@ -73,7 +74,8 @@ BOOST_AUTO_TEST_CASE(round_trip_of_dtypes_shapes_and_metadata) {
         BOOST_TEST(out.tensors[i].first == in[i].first);
         BOOST_TEST((out.tensors[i].second.dtype() == in[i].second.dtype()));
         BOOST_TEST(out.tensors[i].second.shape() == in[i].second.shape());
-        BOOST_TEST(out.tensors[i].second.to_vector<double>() == in[i].second.to_vector<double>(), boost::test_tools::per_element());
+        BOOST_TEST(out.tensors[i].second.to_vector<double>() == in[i].second.to_vector<double>(),
+                   boost::test_tools::per_element());
     }
     // Layout: u64 little-endian header length, JSON header padded to 8 bytes, then the data.
     const std::string raw = read_all(dir.file("t.safetensors"));
@@ -81,7 +83,8 @@ BOOST_AUTO_TEST_CASE(round_trip_of_dtypes_shapes_and_metadata) {
     for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(raw[k]);
     BOOST_TEST(n % 8 == 0u);
     BOOST_TEST(raw[8] == '{');
-    BOOST_TEST(raw.find("\"a.weight\":{\"dtype\":\"F32\",\"shape\":[3,4],\"data_offsets\":[0,48]}") != std::string::npos);
+    BOOST_TEST(raw.find("\"a.weight\":{\"dtype\":\"F32\",\"shape\":[3,4],\"data_offsets\":[0,48]}") !=
+               std::string::npos);
     BOOST_TEST(raw.size() == 8 + n + 48 + 16 + 24 + 4);
     // No temporary file is left behind.
     int files = 0;
@@ -91,7 +94,8 @@ BOOST_AUTO_TEST_CASE(round_trip_of_dtypes_shapes_and_metadata) {
 
 BOOST_AUTO_TEST_CASE(reads_a_file_written_by_another_tool) {
     // As written by Python's safetensors: no metadata, tensors sorted by name, spaces padding the header.
-    const std::string header = R"({"b":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  )";
+    const std::string header =
+        R"({"b":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  )";
     std::string bytes = image(header, 0);
     const float a[2] = {1.5f, -2.0f};
     const double b = 3.25;
@@ -101,7 +105,8 @@ BOOST_AUTO_TEST_CASE(reads_a_file_written_by_another_tool) {
     BOOST_REQUIRE_EQUAL(f.tensors.size(), 2u);
     BOOST_TEST(f.tensors[0].first == "b");
     BOOST_TEST(f.tensors[0].second.item<double>() == 3.25);
-    BOOST_TEST(f.tensors[1].second.to_vector<double>() == (std::vector<double>{1.5, -2.0}), boost::test_tools::per_element());
+    BOOST_TEST(f.tensors[1].second.to_vector<double>() == (std::vector<double>{1.5, -2.0}),
+               boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(save_then_load_gives_bit_identical_outputs) {
@@ -169,7 +174,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_resumes_model_and_optimizer) {
     train_steps(*b, ob, 2);
     const auto pa = a->state_dict(), pb = b->state_dict();
     for (std::size_t i = 0; i < pa.size(); ++i)
-        BOOST_TEST(pa[i].second.to_vector<double>() == pb[i].second.to_vector<double>(), boost::test_tools::per_element());
+        BOOST_TEST(pa[i].second.to_vector<double>() == pb[i].second.to_vector<double>(),
+                   boost::test_tools::per_element());
     // A plain model file is not a checkpoint, and an SGD cannot take Adam's state.
     nn::SGD sgd(b->parameters());
     BOOST_CHECK_THROW(nn::load_checkpoint(dir.file("ck.safetensors"), *b, sgd), xg::Error);
@@ -233,18 +239,26 @@ BOOST_AUTO_TEST_CASE(headers_that_lie_throw_without_allocating) {
     expect_error(image(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})", 8),
                  "too many elements");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), "outside");
-    expect_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
-                 "overlap");
-    expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12),
-                 "hole");
+    expect_error(
+        image(
+            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            8),
+        "overlap");
+    expect_error(
+        image(
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+            12),
+        "hole");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "non-negative integer");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), "non-negative integer");
-    expect_error(image(R"({"t":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,8]}})", 8), "too large");
+    expect_error(image(R"({"t":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,8]}})", 8),
+                 "too large");
     expect_error(image(R"({"t":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}})", 8), "BF16");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", 8), "unknown field");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[2]}})", 8), "needs dtype, shape and data_offsets");
     expect_error(image(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8), "two integers");
-    expect_error(image(R"({"__metadata__":{"k":1},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8), "not a string");
+    expect_error(image(R"({"__metadata__":{"k":1},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8),
+                 "not a string");
 }
 
 BOOST_AUTO_TEST_CASE(malformed_json_throws) {
@@ -256,15 +270,20 @@ BOOST_AUTO_TEST_CASE(malformed_json_throws) {
                             "{\"t\":\"a\x01b\"}", R"({"t":tru})", R"({"t":"\ud800"})", R"(   )"})
         expect_error(image(bad, 8), "");
     // Deep nesting is refused before the stack suffers.
-    expect_error(image(std::string("{\"__metadata__\":") + std::string(5000, '[') + std::string(5000, ']') + "}", 0), "nesting");
+    expect_error(image(std::string("{\"__metadata__\":") + std::string(5000, '[') + std::string(5000, ']') + "}", 0),
+                 "nesting");
     // Duplicate tensor names through the top-level object.
-    expect_error(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
-                 "duplicate key");
+    expect_error(
+        image(
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            8),
+        "duplicate key");
 }
 
 BOOST_AUTO_TEST_CASE(byte_flips_throw_or_load_never_crash) {
     TempDir dir;
-    nn::save_safetensors(dir.file("f.safetensors"), {{"w", xg::randn({2, 3})}, {"i", xg::tensor_i64({1, 2})}}, {{"m", "x"}});
+    nn::save_safetensors(dir.file("f.safetensors"), {{"w", xg::randn({2, 3})}, {"i", xg::tensor_i64({1, 2})}},
+                         {{"m", "x"}});
     const std::string full = read_all(dir.file("f.safetensors"));
     std::uint64_t header = 0;
     for (int k = 7; k >= 0; --k) header = (header << 8) | static_cast<unsigned char>(full[k]);

@@ -35,8 +35,10 @@ BOOST_AUTO_TEST_CASE(tiny_cnn_overfits_64_samples) {
     auto x = xg::randn({64, 1, 8, 8});
     auto y = xg::randint(0, 3, {64});
     nn::Sequential model{std::make_shared<nn::Conv2d>(1, 8, xg::Size2{3, 3}, nn::Conv2dOptions{.padding = {1, 1}}),
-                         std::make_shared<nn::BatchNorm2d>(8), std::make_shared<nn::Activation>("relu"),
-                         std::make_shared<nn::MaxPool2d>(xg::Size2{2, 2}), std::make_shared<nn::Flatten>(),
+                         std::make_shared<nn::BatchNorm2d>(8),
+                         std::make_shared<nn::Activation>("relu"),
+                         std::make_shared<nn::MaxPool2d>(xg::Size2{2, 2}),
+                         std::make_shared<nn::Flatten>(),
                          std::make_shared<nn::Linear>(128, 3)};
     nn::AdamW opt(model.parameters(), {.lr = 0.01, .weight_decay = 0.0});
     for (int step = 0; step < 150; ++step) {
@@ -132,8 +134,8 @@ BOOST_AUTO_TEST_CASE(metrics_and_chart) {
     BOOST_CHECK_THROW(nn::confusion_matrix(pred, xg::tensor_i64({0, 1, 2, 3, 0, 0}), 3), xg::IndexError);
     auto logits = xg::tensor({0.1, 0.9, 0.8, 0.2, 0.3, 0.7}, {3, 2});
     BOOST_TEST(nn::count_correct(logits, xg::tensor_i64({1, 0, 0})) == 2);
-    const std::string svg = nn::svg_line_chart("loss <test>", "epoch", "loss",
-                                               {{"train", {1, 2, 3}, {1.0, 0.5, 0.25}}, {"test", {1, 2, 3}, {1.1, NAN, 0.4}}});
+    const std::string svg = nn::svg_line_chart(
+        "loss <test>", "epoch", "loss", {{"train", {1, 2, 3}, {1.0, 0.5, 0.25}}, {"test", {1, 2, 3}, {1.1, NAN, 0.4}}});
     BOOST_TEST(svg.rfind("<svg", 0) == 0u);
     BOOST_TEST(svg.find("loss &lt;test&gt;") != std::string::npos);
     BOOST_TEST(std::count(svg.begin(), svg.end(), '\n') > 10);

@@ -1,0 +1,92 @@
+#include "parallel.hpp"
+
+#include <tbb/parallel_for.h>
+
+#include <map>
+#include <string>
+
+#include "../ops/arithmetic.hpp"
+#include "../ops/shape_ops.hpp"
+
+namespace xg::nn {
+
+namespace {
+// Points every parameter and buffer of `replica` at the corresponding buffer of `master`.
+void share_state(const Module& master, Module& replica) {
+    const StateDict m = master.state_dict();
+    std::map<std::string, Tensor> r;
+    for (const auto& [name, t] : replica.state_dict()) r.emplace(name, t);
+    if (m.size() != r.size())
+        throw ValueError("DataParallel: the replica has " + std::to_string(r.size()) + " parameters and buffers, the model " +
+                         std::to_string(m.size()));
+    for (const auto& [name, t] : m) {
+        auto it = r.find(name);
+        if (it == r.end()) throw ValueError("DataParallel: the replica has no entry '" + name + "'");
+        if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype())
+            throw ShapeError("DataParallel: '" + name + "' has shape " + shape_str(it->second.shape()) +
+                             " in the replica and " + shape_str(t.shape()) + " in the model");
+        it->second.impl()->value = t.array();  // same buffer, separate autograd state
+    }
+}
+}  // namespace
+
+DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<std::shared_ptr<Module>()>& make_replica,
+                           int shards)
+    : model_(std::move(model)) {
+    if (!model_) throw ValueError("DataParallel: the model is null");
+    if (shards < 1) throw ValueError("DataParallel: shards must be >= 1, got " + std::to_string(shards));
+    for (int k = 0; k < shards; ++k) {
+        auto replica = make_replica();
+        if (!replica) throw ValueError("DataParallel: make_replica returned null");
+        share_state(*model_, *replica);
+        replica->train(model_->is_training());
+        replicas_.push_back(std::move(replica));
+    }
+}
+
+double DataParallel::forward_backward(const Tensor& inputs, const Tensor& targets, const ShardLoss& loss) {
+    if (inputs.ndim() == 0 || targets.ndim() == 0 || inputs.size(0) != targets.size(0))
+        throw ShapeError("DataParallel: inputs " + shape_str(inputs.shape()) + " and targets " +
+                         shape_str(targets.shape()) + " need the same (non-empty) first dimension");
+    const std::int64_t n = inputs.size(0);
+    const auto k_count = static_cast<std::int64_t>(replicas_.size());
+    const std::int64_t used = std::min<std::int64_t>(k_count, n);
+    std::vector<double> losses(static_cast<std::size_t>(used));
+    auto bounds = [&](std::int64_t k) { return std::pair{n * k / used, n * (k + 1) / used}; };
+    tbb::parallel_for(std::int64_t(0), used, [&](std::int64_t k) {
+        EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
+        Module& replica = *replicas_[k];
+        replica.train(model_->is_training());
+        replica.zero_grad();
+        const auto [b, e] = bounds(k);
+        Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
+        l.backward();
+        losses[k] = l.item<double>();
+    });
+    // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards'.
+    NoGradGuard no_grad;
+    const std::vector<Tensor> params = model_->parameters();
+    std::vector<std::vector<Tensor>> shard_params;
+    for (std::int64_t k = 0; k < used; ++k) shard_params.push_back(replicas_[k]->parameters());
+    double mean_loss = 0;
+    for (std::int64_t k = 0; k < used; ++k) {
+        const auto [b, e] = bounds(k);
+        mean_loss += losses[k] * static_cast<double>(e - b) / static_cast<double>(n);
+    }
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        Tensor total;
+        for (std::int64_t k = 0; k < used; ++k) {
+            const Tensor g = shard_params[k][i].grad();
+            if (!g.defined()) continue;
+            const auto [b, e] = bounds(k);
+            const Tensor weighted = g * (static_cast<double>(e - b) / static_cast<double>(n));
+            total = total.defined() ? total + weighted : weighted;
+        }
+        if (!total.defined()) continue;
+        Tensor p = params[i];
+        p.set_grad(p.grad().defined() ? p.grad() + total : total);
+    }
+    return mean_loss;
+}
+
+}  // namespace xg::nn

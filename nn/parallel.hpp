@@ -1,0 +1,43 @@
+// nn/: data-parallel training steps with TBB: the batch is split into shards whose graphs are
+// built and back-propagated in parallel tasks, and the gradients are combined in a fixed order.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "module.hpp"
+
+namespace xg::nn {
+
+/// Loss of one shard: model output and targets to a scalar (mean over the shard's samples).
+using ShardLoss = std::function<Tensor(const Tensor& output, const Tensor& target)>;
+
+/// Runs forward + backward of a batch as `shards` independent graphs, in parallel TBB tasks.
+///
+/// Each shard runs on a replica of the model whose parameters share the master's buffers (no
+/// copies; an optimizer stepping the master updates every replica). Each replica accumulates its
+/// own gradients, so the graphs share no mutable state; the master's gradient is then
+/// sum_k (n_k / N) grad_k, added in shard order. The shard boundaries depend only on the batch
+/// size and `shards`, never on the thread count, so the result is bit-identical at any number of
+/// threads. It equals the single-graph gradient of the mean loss up to rounding. Layers whose
+/// forward depends on the whole batch (BatchNorm's batch statistics) see per-shard statistics, and
+/// Dropout draws its masks in task order: use it with models free of both for reproducible runs.
+class DataParallel {
+public:
+    /// make_replica builds a model of the same architecture as `model` (its initial values do not
+    /// matter: the replica's parameters are re-pointed at the master's buffers).
+    DataParallel(std::shared_ptr<Module> model, const std::function<std::shared_ptr<Module>()>& make_replica,
+                 int shards = 4);
+    /// Forward + backward of loss(model(inputs), targets) over the shards; the master's parameters
+    /// receive the gradient of the mean loss (accumulated onto any gradient they already hold).
+    /// Returns the mean loss.
+    double forward_backward(const Tensor& inputs, const Tensor& targets, const ShardLoss& loss);
+    /// Number of shards.
+    int shards() const { return static_cast<int>(replicas_.size()); }
+
+private:
+    std::shared_ptr<Module> model_;
+    std::vector<std::shared_ptr<Module>> replicas_;
+};
+
+}  // namespace xg::nn

@@ -1,0 +1,412 @@
+// ops/: the template that turns a generic scalar function into an elementwise activation op:
+// a vectorised (xsimd), parallel (TBB) forward kernel recorded in the graph, and a chain of
+// derivative ops, each one fused pass and each differentiable by the next:
+//     forward    y = f(x)                  saves x, y, or both (what the derivative needs)
+//     order k    B_k(h, u) = h * phi^(k)(u)  where phi(u) = f'(x) written in terms of u
+// B_k's own gradient is B_k(gg, u) for h and B_(k+1)(gg * h, u) for u, so every order of
+// derivative is available up to the nesting depth of the dual numbers that compute phi^(k).
+// Functions of a parameter tensor, f(x, a), get the mixed partials d^(i+j) f / dx^i da^j the same way.
+// Built-in activations (ops/activations.cpp) and user activations (ops/user_activation.hpp) share it.
+// Internal header: pulls in TBB and xsimd (not xtensor).
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../autograd/node.hpp"
+#include "../engine/array_ops.hpp"
+#include "../engine/kernels.hpp"
+#include "arithmetic.hpp"
+#include "scalar_math.hpp"
+
+namespace xg::detail {
+
+/// Highest order k of the derivative chain B_k (B_0 is the first derivative of f as used by backward).
+inline constexpr int kMaxChainOrder = 3;
+/// Highest total order of mixed partials for activations with a parameter.
+inline constexpr int kMaxParamOrder = 3;
+
+template <class>
+inline constexpr bool always_false_v = false;
+
+/// The result r of a scalar function called with batches, as a batch B (constants are broadcast).
+template <class B, class R>
+B as_batch(const R& r) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<R>, B>)
+        return r;
+    else if constexpr (std::is_arithmetic_v<std::remove_cvref_t<R>>)
+        return B(static_cast<typename B::value_type>(r));
+    else
+        static_assert(always_false_v<R>,
+                      "an activation's scalar function must return the type it was called with (or a constant)");
+}
+
+/// Outputs at least this large (bytes) are written with non-temporal stores: they cannot stay in
+/// cache anyway, and streaming them saves the read-for-ownership of every written line. Measured
+/// here (fwd + sum + backward pipeline, caching allocator): 16 MiB outputs are faster with normal
+/// stores (buffers reused from cache), 64 MiB ones about 10-20% faster streamed.
+inline constexpr std::int64_t kStreamBytes = std::int64_t(32) << 20;
+
+/// Stores b at p (aligned to the batch size), bypassing the cache where the ISA allows.
+template <class T, class A>
+inline void stream_store(T* p, const xsimd::batch<T, A>& b) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(b) == 64) {
+        if constexpr (std::is_same_v<T, float>) return _mm512_stream_ps(p, b);
+        else return _mm512_stream_pd(p, b);
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(b) == 32) {
+        if constexpr (std::is_same_v<T, float>) return _mm256_stream_ps(p, b);
+        else return _mm256_stream_pd(p, b);
+    }
+#endif
+    b.store_aligned(p);
+}
+
+/// Orders this thread's non-temporal stores before later stores (they are weakly ordered).
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
+
+// Runs out[i] = k(in_0[i], ..., in_{N-1}[i]) over [b, e) on batches; inputs flagged scalar are broadcast.
+// With Stream, o + b is batch-aligned and the full batches are written with non-temporal stores.
+template <bool Stream, class T, std::size_t N, class K, std::size_t... I>
+void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scalar, bool any_scalar, T* o,
+              std::int64_t b, std::int64_t e, const K& k, std::index_sequence<I...>) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    auto put = [o](std::int64_t at, const B& v) {
+        if constexpr (Stream)
+            stream_store(o + at, v);
+        else
+            v.store_unaligned(o + at);
+    };
+    std::int64_t i = b;
+    if (!any_scalar) {
+        for (; i + W <= e; i += W) put(i, as_batch<B>(k(B::load_unaligned(p[I] + i)...)));
+    } else {
+        std::array<B, N> bc;
+        for (std::size_t j = 0; j < N; ++j) bc[j] = B(p[j][0]);
+        auto ld = [&](std::size_t j, std::int64_t at) { return scalar[j] ? bc[j] : B::load_unaligned(p[j] + at); };
+        for (; i + W <= e; i += W) put(i, as_batch<B>(k(ld(I, i)...)));
+    }
+    if (i < e) {
+        // Tail: pad each input with its last valid element (no spurious inf/NaN lanes).
+        alignas(64) T buf[N][W];
+        for (std::size_t j = 0; j < N; ++j)
+            for (std::int64_t l = 0; l < W; ++l) buf[j][l] = scalar[j] ? p[j][0] : p[j][std::min(i + l, e - 1)];
+        alignas(64) T res[W];
+        as_batch<B>(k(B::load_aligned(buf[I])...)).store_aligned(res);
+        for (std::int64_t l = 0; l < e - i; ++l) o[i + l] = res[l];
+    }
+}
+
+/// A new array of in[0]'s shape with out = k(in...) elementwise, k written for xsimd batches.
+/// All inputs must have in[0]'s dtype (floating) and either its shape or a single element.
+template <std::size_t N, class K>
+Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain) {
+    return dispatch_floating(in[0].dtype(), op, [&]<class T>() {
+        Array out(in[0].shape(), in[0].dtype());
+        const std::int64_t n = out.numel();
+        std::array<const T*, N> p;
+        std::array<bool, N> scalar;
+        bool any_scalar = false;
+        for (std::size_t j = 0; j < N; ++j) {
+            p[j] = in[j].template data<T>();
+            scalar[j] = in[j].numel() == 1 && n != 1;
+            any_scalar |= scalar[j];
+        }
+        T* o = out.template data<T>();
+        constexpr std::int64_t W = xsimd::batch<T>::size;
+        const bool stream = n * std::int64_t(sizeof(T)) >= kStreamBytes &&
+                            reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
+        if (stream) {
+            // Chunks start on batch boundaries so that every full batch store is aligned.
+            parallel_for((n + W - 1) / W, std::max<std::int64_t>(1, grain / W), [&](std::int64_t b, std::int64_t e) {
+                simd_run<true, T, N>(p, scalar, any_scalar, o, b * W, std::min(e * W, n), k, std::make_index_sequence<N>{});
+                stream_fence();  // each thread orders its own non-temporal stores before the join
+            });
+        } else {
+            parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) {
+                simd_run<false, T, N>(p, scalar, any_scalar, o, b, e, k, std::make_index_sequence<N>{});
+            });
+        }
+        return out;
+    });
+}
+
+inline void require_defined(const Tensor& t, const std::string& op, const char* what = "the input") {
+    if (!t.defined()) throw ValueError(op + ": " + what + " is undefined");
+}
+
+inline void require_same_shape(const Tensor& a, const Tensor& b, const std::string& op) {
+    if (a.shape() != b.shape())
+        throw ShapeError(op + ": gradient shape " + shape_str(a.shape()) + " differs from the saved tensor's shape " +
+                         shape_str(b.shape()));
+}
+
+/// Name of the order-k derivative op of `name`: name_backward, name_backward2, ...
+inline std::string chain_op_name(const std::string& name, int k) {
+    return name + "_backward" + (k == 0 ? std::string() : std::to_string(k + 1));
+}
+
+// --- activations of one variable ----------------------------------------------------------------
+
+/// What the forward op saves for backward.
+enum class Saves {
+    input,   ///< phi is a function of x
+    output,  ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
+};
+
+/// One elementwise activation: f, the first derivative d0 used by backward, and phi, the function
+/// whose derivatives give the higher orders (the same function as d0; kept apart so that d0 can be
+/// a cheaper formula of it).
+template <Saves S, class F, class D0, class Phi>
+struct ElementwiseDef {
+    static constexpr Saves saves = S;
+    std::string name;
+    std::array<std::string, kMaxChainOrder + 1> op_names;
+    F f;
+    D0 d0;
+    Phi phi;
+    bool linear_pieces = false;  ///< phi is piecewise constant: phi' = 0, no gradient flows to u
+    std::int64_t grain = kGrainTranscendental;
+
+    ElementwiseDef(std::string n, F f_, D0 d0_, Phi phi_, bool linear = false, std::int64_t grain_ = kGrainTranscendental)
+        : name(std::move(n)), f(std::move(f_)), d0(std::move(d0_)), phi(std::move(phi_)), linear_pieces(linear), grain(grain_) {
+        for (int k = 0; k <= kMaxChainOrder; ++k) op_names[k] = chain_op_name(name, k);
+    }
+};
+
+/// Makes a shared definition (the ops of a graph keep it alive).
+template <Saves S, class F, class D0, class Phi>
+std::shared_ptr<const ElementwiseDef<S, F, D0, Phi>> make_def(std::string name, F f, D0 d0, Phi phi,
+                                                              bool linear_pieces = false,
+                                                              std::int64_t grain = kGrainTranscendental) {
+    return std::make_shared<const ElementwiseDef<S, F, D0, Phi>>(std::move(name), std::move(f), std::move(d0),
+                                                                 std::move(phi), linear_pieces, grain);
+}
+
+/// B_K(h, u) = h * phi^(K)(u).
+template <int K, class Def>
+Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& u) {
+    const std::string& op = def->op_names[K];
+    require_defined(h, op, "the gradient");
+    require_defined(u, op, "the saved tensor");
+    require_same_shape(h, u, op);
+    const Dtype d = promote(h.dtype(), u.dtype());
+    require_floating(d, op.c_str());
+    Array r = simd_map_arrays<2>(
+        op.c_str(), {h.array().to(d), u.array().to(d)},
+        [&def](auto hb, auto ub) {
+            using B = decltype(hb);
+            if constexpr (K == 0)
+                return hb * as_batch<B>(def->d0(ub));
+            else
+                return hb * nth_derivative<K>(def->phi, ub);
+        },
+        def->grain);
+    if (!needs_record({h, u})) return Tensor(std::move(r));
+    const bool need_h = h.requires_grad();
+    const bool need_u = u.requires_grad() && !def->linear_pieces;
+    Saved sh(need_u ? h : Tensor(), op.c_str()), su(u, op.c_str());
+    return make_result(op.c_str(), std::move(r), {h, u},
+                       [def, sh, su, need_h, need_u](const Tensor& gg, const Tensor&) {
+                           Tensor gh, gu;
+                           if (need_h) gh = chain_op<K>(def, gg, su.get());
+                           if (need_u) {
+                               if constexpr (K < kMaxChainOrder)
+                                   gu = chain_op<K + 1>(def, gg * sh.get(), su.get());
+                               else
+                                   throw GraphError(def->op_names[K] + ": derivatives of " + def->name +
+                                                    " beyond this order are not available (xgrad nests at most " +
+                                                    std::to_string(kMaxChainOrder + 1) + " dual numbers)");
+                           }
+                           return std::vector<Tensor>{gh, gu};
+                       });
+}
+
+/// y = f(x) elementwise, recorded with what Def::saves says.
+template <class Def>
+Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& x) {
+    const char* op = def->name.c_str();
+    require_defined(x, def->name);
+    Array y = simd_map_arrays<1>(op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
+    if (!needs_record({x})) return Tensor(std::move(y));
+    if constexpr (Def::saves == Saves::output) {
+        return make_result(
+            op, std::move(y), {x},
+            [def](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{chain_op<0>(def, g, out)}; }, true);
+    } else {
+        Saved sx(x, op);
+        return make_result(op, std::move(y), {x}, [def, sx](const Tensor& g, const Tensor&) {
+            return std::vector<Tensor>{chain_op<0>(def, g, sx.get())};
+        });
+    }
+}
+
+/// f^(order)(x) elementwise by forward-mode duals of the scalar function f (order 0..2; not recorded).
+template <class F>
+Tensor automatic_derivative(const F& f, const Tensor& x, int order, const std::string& name) {
+    require_defined(x, name);
+    const char* op = name.c_str();
+    switch (order) {
+        case 0: return Tensor(simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return f(v); }, kGrainTranscendental));
+        case 1:
+            return Tensor(simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return derivative(f, v); }, kGrainTranscendental));
+        case 2:
+            return Tensor(
+                simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return nth_derivative<2>(f, v); }, kGrainTranscendental));
+        default:
+            throw ValueError(name + ": automatic derivatives are available for orders 0, 1 and 2, not " +
+                             std::to_string(order));
+    }
+}
+
+// --- activations with a parameter tensor: y = f(x, a), a broadcast to x's shape ------------------
+
+/// Name of the op computing h * d^(I+J) f / dx^I da^J: name_backward<order>[_<suffix><J>], where
+/// order = I + J + offset is the order of the activation's derivative it computes.
+inline std::string param_op_name(const std::string& name, int i, int j, int offset, const std::string& suffix) {
+    const int order = i + j + offset;
+    std::string s = name + "_backward" + (order > 1 ? std::to_string(order) : std::string());
+    if (j > 0) s += "_" + suffix + (j > 1 ? std::to_string(j) : std::string());
+    return s;
+}
+
+/// A function f(x, a) of a variable and a second tensor, with ops for all its mixed partials: an
+/// activation with a parameter tensor (a = the parameter), or the hand-written derivative df(x, y)
+/// of a user activation (a = its output y, which the graph differentiates through the forward op).
+template <class F>
+struct ParamDef {
+    std::string name;
+    std::array<std::array<std::string, kMaxParamOrder + 1>, kMaxParamOrder + 1> op_names;
+    F f;
+    std::int64_t grain = kGrainTranscendental;
+
+    ParamDef(std::string n, F f_, std::int64_t grain_ = kGrainTranscendental, int offset = 0,
+             const std::string& suffix = "param")
+        : name(std::move(n)), f(std::move(f_)), grain(grain_) {
+        for (int i = 0; i <= kMaxParamOrder; ++i)
+            for (int j = 0; i + j <= kMaxParamOrder; ++j) op_names[i][j] = param_op_name(name, i, j, offset, suffix);
+    }
+};
+
+template <class F>
+std::shared_ptr<const ParamDef<F>> make_param_def(std::string name, F f, std::int64_t grain = kGrainTranscendental,
+                                                  int offset = 0, const std::string& suffix = "param") {
+    return std::make_shared<const ParamDef<F>>(std::move(name), std::move(f), grain, offset, suffix);
+}
+
+/// The parameter's values broadcast to `shape` (kept as one element when it has one).
+inline Array param_values(const Tensor& a, const Shape& shape, Dtype d, const std::string& op) {
+    Array v = a.array().to(d);
+    if (v.numel() == 1 || v.shape() == shape) return v;
+    const Shape b = broadcast_shape(v.shape(), shape, op.c_str());
+    if (b != shape)
+        throw ShapeError(op + ": parameter of shape " + shape_str(v.shape()) + " does not broadcast to the input's shape " +
+                         shape_str(shape));
+    return engine::broadcast_to(v, shape, op.c_str());
+}
+
+/// h * d^(I+J) f(x, a) / dx^I da^J, differentiable in h, x and a.
+template <int I, int J, class Def>
+Tensor param_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& x, const Tensor& a) {
+    const std::string& op = def->op_names[I][J];
+    require_defined(h, op, "the gradient");
+    require_same_shape(h, x, op);
+    const Dtype d = promote(promote(h.dtype(), x.dtype()), a.dtype());
+    require_floating(d, op.c_str());
+    Array r = simd_map_arrays<3>(
+        op.c_str(), {h.array().to(d), x.array().to(d), param_values(a, x.shape(), d, op)},
+        [&f = def->f](auto hb, auto xb, auto ab) { return hb * mixed_partial<I, J>(f, xb, ab); }, def->grain);
+    if (!needs_record({h, x, a})) return Tensor(std::move(r));
+    const bool need_h = h.requires_grad(), need_x = x.requires_grad(), need_a = a.requires_grad();
+    Saved sh(need_x || need_a ? h : Tensor(), op.c_str()), sx(x, op.c_str()), sa(a, op.c_str());
+    return make_result(op.c_str(), std::move(r), {h, x, a},
+                       [def, sh, sx, sa, need_h, need_x, need_a](const Tensor& gg, const Tensor&) {
+                           Tensor gh, gx, ga;
+                           if (need_h) gh = param_op<I, J>(def, gg, sx.get(), sa.get());
+                           if (need_x || need_a) {
+                               if constexpr (I + J < kMaxParamOrder) {
+                                   const Tensor hg = gg * sh.get();
+                                   if (need_x) gx = param_op<I + 1, J>(def, hg, sx.get(), sa.get());
+                                   if (need_a) ga = param_op<I, J + 1>(def, hg, sx.get(), sa.get());
+                               } else {
+                                   throw GraphError(def->op_names[I][J] + ": derivatives of " + def->name +
+                                                    " beyond order " + std::to_string(kMaxParamOrder) +
+                                                    " are not available");
+                               }
+                           }
+                           return std::vector<Tensor>{gh, gx, ga};
+                       });
+}
+
+/// y = f(x, a) elementwise with a broadcast to x's shape; gradients for x and a.
+template <class Def>
+Tensor param_forward(const std::shared_ptr<const Def>& def, const Tensor& x, const Tensor& a) {
+    const std::string& op = def->name;
+    require_defined(x, op);
+    require_defined(a, op, "the parameter");
+    const Dtype d = promote(x.dtype(), a.dtype());
+    require_floating(d, op.c_str());
+    Array y = simd_map_arrays<2>(op.c_str(), {x.array().to(d), param_values(a, x.shape(), d, op)},
+                                 [&f = def->f](auto xb, auto ab) { return f(xb, ab); }, def->grain);
+    if (!needs_record({x, a})) return Tensor(std::move(y));
+    const bool need_x = x.requires_grad(), need_a = a.requires_grad();
+    Saved sx(x, op.c_str()), sa(a, op.c_str());
+    return make_result(op.c_str(), std::move(y), {x, a}, [def, sx, sa, need_x, need_a](const Tensor& g, const Tensor&) {
+        return std::vector<Tensor>{need_x ? param_op<1, 0>(def, g, sx.get(), sa.get()) : Tensor(),
+                                   need_a ? param_op<0, 1>(def, g, sx.get(), sa.get()) : Tensor()};
+    });
+}
+
+/// y = f(x) for an activation with a hand-written derivative df(x, y): backward is
+/// h * df(x, y) (the order-0 op of def, whose function is df), differentiable in h, x and y; the
+/// gradient that reaches y flows on through this forward op (PyTorch's sigmoid_backward pattern),
+/// so f's own formula is never differentiated.
+template <class F, class Def>
+Tensor hand_forward(const F& f, const std::shared_ptr<const Def>& def, const Tensor& x) {
+    const char* op = def->name.c_str();
+    require_defined(x, def->name);
+    Array y = simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return f(v); }, def->grain);
+    if (!needs_record({x})) return Tensor(std::move(y));
+    Saved sx(x, op);
+    return make_result(
+        op, std::move(y), {x},
+        [def, sx](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{param_op<0, 0>(def, g, sx.get(), out)}; },
+        true);
+}
+
+/// d^order f(x, a) / dx^order elementwise by duals (order 0..2; not recorded).
+template <class F>
+Tensor automatic_param_derivative(const F& f, const Tensor& x, const Tensor& a, int order, const std::string& name) {
+    require_defined(x, name);
+    const Dtype d = promote(x.dtype(), a.dtype());
+    const std::array<Array, 2> in{x.array().to(d), param_values(a, x.shape(), d, name)};
+    const char* op = name.c_str();
+    switch (order) {
+        case 0: return Tensor(simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return f(v, p); }, kGrainTranscendental));
+        case 1:
+            return Tensor(
+                simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return mixed_partial<1, 0>(f, v, p); }, kGrainTranscendental));
+        case 2:
+            return Tensor(
+                simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return mixed_partial<2, 0>(f, v, p); }, kGrainTranscendental));
+        default:
+            throw ValueError(name + ": automatic derivatives are available for orders 0, 1 and 2, not " +
+                             std::to_string(order));
+    }
+}
+
+}  // namespace xg::detail

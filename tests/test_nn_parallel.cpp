@@ -1,0 +1,87 @@
+#include <boost/test/unit_test.hpp>
+#include <xgrad/xgrad.hpp>
+
+#include <cmath>
+
+namespace {
+using namespace xg;
+
+std::shared_ptr<nn::Module> make_mlp() {
+    return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Linear>(12, 16), std::make_shared<nn::Activation>("tanh"), std::make_shared<nn::Linear>(16, 5)});
+}
+
+nn::ShardLoss ce = [](const Tensor& out, const Tensor& y) { return nn::cross_entropy(out, y); };
+
+std::vector<std::vector<double>> grads_of(const nn::Module& m) {
+    std::vector<std::vector<double>> r;
+    for (const auto& p : m.parameters()) r.push_back(p.grad().to_vector<double>());
+    return r;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(nn_parallel)
+
+BOOST_AUTO_TEST_CASE(sharded_gradient_equals_single_graph_gradient) {
+    manual_seed(3);
+    auto model = make_mlp();
+    auto x = randn({37, 12});  // 37 samples: shards of unequal size
+    auto y = randint(0, 5, {37});
+    nn::cross_entropy((*model)(x), y).backward();
+    const auto reference = grads_of(*model);
+    const double reference_loss = nn::cross_entropy((*model)(x), y).item<double>();
+    model->zero_grad();
+
+    nn::DataParallel dp(model, make_mlp, 4);
+    const double loss = dp.forward_backward(x, y, ce);
+    BOOST_TEST(std::fabs(loss - reference_loss) < 1e-5);
+    const auto sharded = grads_of(*model);
+    BOOST_REQUIRE_EQUAL(sharded.size(), reference.size());
+    for (std::size_t i = 0; i < reference.size(); ++i)
+        for (std::size_t j = 0; j < reference[i].size(); ++j) BOOST_TEST(std::fabs(sharded[i][j] - reference[i][j]) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(bit_identical_at_one_and_two_threads) {
+    std::vector<std::vector<double>> at[2];
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        manual_seed(5);
+        auto model = make_mlp();
+        auto x = randn({64, 12});
+        auto y = randint(0, 5, {64});
+        nn::DataParallel dp(model, make_mlp, 4);
+        nn::SGD opt(model->parameters(), {.lr = 0.1, .momentum = 0.9});
+        for (int step = 0; step < 3; ++step) {  // the optimizer updates the shared buffers in place
+            opt.zero_grad();
+            dp.forward_backward(x, y, ce);
+            opt.step();
+        }
+        at[threads - 1] = grads_of(*model);
+    }
+    set_num_threads(2);
+    BOOST_TEST(at[0] == at[1]);
+}
+
+BOOST_AUTO_TEST_CASE(replicas_share_the_master_buffers) {
+    auto model = make_mlp();
+    nn::DataParallel dp(model, make_mlp, 2);
+    auto x = randn({4, 12});
+    auto y = randint(0, 5, {4});
+    {
+        NoGradGuard ng;
+        model->parameters()[0].fill_(0.25);  // visible to the replicas without a copy
+    }
+    dp.forward_backward(x, y, ce);
+    BOOST_TEST(model->parameters()[0].grad().defined());
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments_throw) {
+    auto model = make_mlp();
+    BOOST_CHECK_THROW(nn::DataParallel(model, make_mlp, 0), ValueError);
+    auto wrong = [] { return std::static_pointer_cast<nn::Module>(std::make_shared<nn::Linear>(3, 3)); };
+    BOOST_CHECK_THROW(nn::DataParallel(model, wrong, 2), Error);
+    nn::DataParallel dp(model, make_mlp, 2);
+    BOOST_CHECK_THROW(dp.forward_backward(randn({4, 12}), randint(0, 5, {3}), ce), ShapeError);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
