@@ -14,10 +14,28 @@
 
 namespace xg::detail {
 
-// Grain sizes (elements per task), measured on this 2-core machine: below them a kernel runs
-// serially, because a TBB task costs more than it saves.
-inline constexpr std::int64_t kGrainCheap = 65536;          // add, mul, copies
-inline constexpr std::int64_t kGrainTranscendental = 8192;  // exp, tanh, erf ...
+// Grain sizes in float32 elements: at or below them a kernel runs serially, above them it is cut
+// into TBB tasks of at most that many elements. Measured on this 2-core machine (AVX-512, float32,
+// back-to-back calls, the kernel alone in two halves): two threads start to beat one where a call
+// costs about 4 us serially. Serial time, then speed-up on 2 threads (median and best call):
+//   add   49152: 2.8 us, 0.74/0.95x    65536: 4.1 us, 1.13/1.28x    98304: 9.4 us, 2.11/2.31x
+//   exp   24576: 3.4 us, 0.91/1.05x    32768: 4.5 us, 0.98/1.16x    40960: 5.6 us, 1.14/1.33x
+//   tanh  24576: 2.7 us, 0.78/0.98x    32768: 3.7 us, 0.93/1.11x    40960: 4.4 us, 1.01/1.23x
+// In float64 the crossovers come at about half as many elements (add 24-32K, tanh 16-20K): see
+// scaled_grain. The former transcendental grain of 8192 ran exp at 0.42-0.95x on 2 threads up to
+// 16K elements. Through the library (allocation included), float32 exp is serial at 32768 and
+// 1.39x at 49152, tanh 1.47x at 49152, add 1.39x at 98304 and 2.28x at 131072.
+inline constexpr std::int64_t kGrainCheap = 65536;           // add, mul, copies, fills
+inline constexpr std::int64_t kGrainTranscendental = 32768;  // exp, log, tanh, sigmoid ... (xsimd)
+// One <cmath> call per element (std::pow: 4 ns in float32, 10 ns in float64 here): 4 us at ~1000.
+inline constexpr std::int64_t kGrainLibm = 1024;
+
+/// A grain given in float32 elements, for elements of type T: an 8-byte element costs about twice
+/// as much (half the SIMD lanes, twice the bytes), so the crossover comes at half as many.
+template <class T>
+constexpr std::int64_t scaled_grain(std::int64_t grain_f32) {
+    return std::max<std::int64_t>(1, grain_f32 * 4 / static_cast<std::int64_t>(sizeof(T)));
+}
 
 /// Makes BLAS single-threaded (once): GEMMs are split across TBB tasks instead.
 void ensure_blas_single_threaded();
@@ -121,7 +139,8 @@ Array unary_simd(const Array& x, const char* op, F f, std::int64_t grain = kGrai
         Array y(x.shape(), x.dtype());
         const T* px = x.data<T>();
         T* py = y.data<T>();
-        parallel_for(x.numel(), grain, [&](std::int64_t b, std::int64_t e) { simd_map(px + b, py + b, e - b, f); });
+        parallel_for(x.numel(), scaled_grain<T>(grain),
+                     [&](std::int64_t b, std::int64_t e) { simd_map(px + b, py + b, e - b, f); });
         return y;
     });
 }
@@ -135,7 +154,7 @@ Array binary_simd_same_shape(const Array& a, const Array& b, const char* op, F f
         const T* pa = a.data<T>();
         const T* pb = b.data<T>();
         T* py = y.data<T>();
-        parallel_for(a.numel(), grain,
+        parallel_for(a.numel(), scaled_grain<T>(grain),
                      [&](std::int64_t s, std::int64_t e) { simd_map2(pa + s, pb + s, py + s, e - s, f); });
         return y;
     });
@@ -186,6 +205,7 @@ void broadcast_rows(const Shape& out, const std::array<const Shape*, N>& in, std
 /// f is called on scalars of type T and returns R.
 template <class T, class R, class F>
 void binary_broadcast(const Array& a, const Array& b, Array& out, F f, std::int64_t grain = kGrainCheap) {
+    grain = scaled_grain<T>(grain);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     R* po = out.data<R>();
@@ -227,6 +247,7 @@ void binary_broadcast(const Array& a, const Array& b, Array& out, F f, std::int6
 template <class A, class B, class C, class R, class F>
 void ternary_broadcast(const Array& a, const Array& b, const Array& c, Array& out, F f,
                        std::int64_t grain = kGrainCheap) {
+    grain = scaled_grain<R>(grain);
     const A* pa = a.data<A>();
     const B* pb = b.data<B>();
     const C* pc = c.data<C>();

@@ -13,12 +13,16 @@ namespace {
 
 // Promotes a and b to a common dtype and applies f elementwise with broadcasting.
 template <class F>
-Array binary_values(const Array& a, const Array& b, const char* op, F f, bool floating_only = false) {
+Array binary_values(const Array& a, const Array& b, const char* op, F f, bool floating_only = false,
+                    std::int64_t grain = detail::kGrainCheap) {
     const Dtype d = promote(a.dtype(), b.dtype());
-    if (floating_only) detail::require_floating(d, op);
+    if (floating_only && !is_floating(d))
+        throw DtypeError(std::string(op) + ": expected floating-point tensors (float32 or float64), got " +
+                         dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()) + " tensors of shapes " +
+                         shape_str(a.shape()) + " and " + shape_str(b.shape()));
     const Array A = a.to(d), B = b.to(d);
     Array out(broadcast_shape(A.shape(), B.shape(), op), d);
-    detail::dispatch(d, op, [&]<class T>() { detail::binary_broadcast<T, T>(A, B, out, f); });
+    detail::dispatch(d, op, [&]<class T>() { detail::binary_broadcast<T, T>(A, B, out, f, grain); });
     return out;
 }
 
@@ -87,9 +91,10 @@ Tensor neg(const Tensor& a) {
     detail::dispatch(a.dtype(), "neg", [&]<class T>() {
         const T* x = a.array().data<T>();
         T* p = y.data<T>();
-        detail::parallel_for(a.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) p[i] = -x[i];
-        });
+        detail::parallel_for(a.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                             [&](std::int64_t s, std::int64_t e) {
+                                 for (std::int64_t i = s; i < e; ++i) p[i] = -x[i];
+                             });
     });
     return make_result("neg", std::move(y), {a},
                        [](const Tensor& g, const Tensor&) { return std::vector<Tensor>{neg(g)}; });
@@ -98,7 +103,7 @@ Tensor neg(const Tensor& a) {
 Tensor pow(const Tensor& a, const Tensor& b) {
     check_defined(a, "pow"), check_defined(b, "pow");
     Array y = binary_values(
-        a.array(), b.array(), "pow", [](auto x, auto z) { return std::pow(x, z); }, true);
+        a.array(), b.array(), "pow", [](auto x, auto z) { return std::pow(x, z); }, true, detail::kGrainLibm);
     if (!needs_record({a, b})) return Tensor(std::move(y));
     Saved sa(a, "pow"), sb(b, "pow");
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
@@ -125,13 +130,14 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 
 Tensor pow(const Tensor& a, double e) {
     check_defined(a, "pow");
-    detail::require_floating(a.dtype(), "pow");
+    detail::require_floating(a.array(), "pow");
     Array y(a.shape(), a.dtype());
     detail::dispatch_floating(a.dtype(), "pow", [&]<class T>() {
         const T* x = a.array().data<T>();
         T* p = y.data<T>();
         const T te = static_cast<T>(e);
-        detail::parallel_for(a.numel(), detail::kGrainTranscendental, [&](std::int64_t s, std::int64_t f) {
+        const std::int64_t grain = detail::scaled_grain<T>(e == 2.0 ? detail::kGrainCheap : detail::kGrainLibm);
+        detail::parallel_for(a.numel(), grain, [&](std::int64_t s, std::int64_t f) {
             if (e == 2.0)
                 for (std::int64_t i = s; i < f; ++i) p[i] = x[i] * x[i];
             else
@@ -191,20 +197,23 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
         T* pm = record ? mask.data<T>() : nullptr;
         if constexpr (std::is_floating_point_v<T>) {
             const T l = static_cast<T>(lo), h = static_cast<T>(hi);
-            detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-                for (std::int64_t i = s; i < e; ++i) {
-                    const T v = px[i];
-                    py[i] = v < l ? l : (v > h ? h : v);  // NaN stays NaN
-                    if (pm) pm[i] = (v >= l && v <= h) ? T(1) : T(0);
-                }
-            });
+            detail::parallel_for(x.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                                 [&](std::int64_t s, std::int64_t e) {
+                                     for (std::int64_t i = s; i < e; ++i) {
+                                         const T v = px[i];
+                                         py[i] = v < l ? l : (v > h ? h : v);  // NaN stays NaN
+                                         if (pm) pm[i] = (v >= l && v <= h) ? T(1) : T(0);
+                                     }
+                                 });
         } else {
             // Integer input: compare in double (the bounds may be infinite or fractional).
             const T l = static_cast<T>(std::ceil(std::max(lo, -9.2e18))),
                     h = static_cast<T>(std::floor(std::min(hi, 9.2e18)));
-            detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-                for (std::int64_t i = s; i < e; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);
-            });
+            detail::parallel_for(x.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                                 [&](std::int64_t s, std::int64_t e) {
+                                     for (std::int64_t i = s; i < e; ++i)
+                                         py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);
+                                 });
         }
     });
     if (!record) return Tensor(std::move(y));

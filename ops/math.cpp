@@ -92,9 +92,10 @@ Tensor abs(const Tensor& x) {
     detail::dispatch(x.dtype(), "abs", [&]<class T>() {
         const T* p = x.array().data<T>();
         T* q = y.data<T>();
-        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) q[i] = std::abs(p[i]);  // |-0.0| = +0.0
-        });
+        detail::parallel_for(x.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                             [&](std::int64_t s, std::int64_t e) {
+                                 for (std::int64_t i = s; i < e; ++i) q[i] = std::abs(p[i]);  // |-0.0| = +0.0
+                             });
     });
     Saved sx(x, "abs");
     return make_result("abs", std::move(y), {x},
@@ -107,9 +108,11 @@ Tensor sign(const Tensor& x) {
     detail::dispatch(x.dtype(), "sign", [&]<class T>() {
         const T* p = x.array().data<T>();
         T* q = y.data<T>();
-        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] > 0 ? T(1) : (p[i] < 0 ? T(-1) : p[i]);  // keeps NaN
-        });
+        detail::parallel_for(x.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                             [&](std::int64_t s, std::int64_t e) {
+                                 for (std::int64_t i = s; i < e; ++i)
+                                     q[i] = p[i] > 0 ? T(1) : (p[i] < 0 ? T(-1) : p[i]);  // keeps NaN
+                             });
     });
     return make_result("sign", std::move(y), {x}, [](const Tensor& g, const Tensor&) { return Grads{g * 0.0}; });
 }
@@ -120,9 +123,10 @@ Tensor square(const Tensor& x) {
     detail::dispatch(x.dtype(), "square", [&]<class T>() {
         const T* p = x.array().data<T>();
         T* q = y.data<T>();
-        detail::parallel_for(x.numel(), detail::kGrainCheap, [&](std::int64_t s, std::int64_t e) {
-            for (std::int64_t i = s; i < e; ++i) q[i] = p[i] * p[i];
-        });
+        detail::parallel_for(x.numel(), detail::scaled_grain<T>(detail::kGrainCheap),
+                             [&](std::int64_t s, std::int64_t e) {
+                                 for (std::int64_t i = s; i < e; ++i) q[i] = p[i] * p[i];
+                             });
     });
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, "square");

@@ -90,8 +90,9 @@ BOOST_AUTO_TEST_CASE(values_match_a_triple_loop) {
 }
 
 BOOST_AUTO_TEST_CASE(large_tiled_gemms_match_a_triple_loop) {
-    // Big enough to be cut into row tiles (m >= 256) or column tiles (short and wide), with and
-    // without transposed operands: each tile must address the full leading dimension.
+    // Big enough to be cut into row tiles (128 rows from m = 256, 64 from m = 128) or column tiles
+    // (short and wide), with and without transposed operands: each tile must address the full
+    // leading dimension.
     xg::manual_seed(42);
     struct Case {
         xg::Shape a, b;
@@ -103,7 +104,10 @@ BOOST_AUTO_TEST_CASE(large_tiled_gemms_match_a_triple_loop) {
                                            {{270, 300}, {300, 130}, false, false},
                                            {{100, 300}, {600, 300}, false, true},
                                            {{300, 100}, {300, 600}, true, false},
-                                           {{2, 130, 64}, {64, 600}, false, false}}) {
+                                           {{2, 130, 64}, {64, 600}, false, false},
+                                           {{300, 200}, {300, 130}, true, false},  // 64-row tiles
+                                           {{100, 300}, {400, 300}, false, true},  // 128-column tiles
+                                           {{300, 100}, {300, 300}, true, false}}) {
         BOOST_TEST_CONTEXT(xg::shape_str(c.a)
                            << (c.ta ? "^T" : "") << " @ " << xg::shape_str(c.b) << (c.tb ? "^T" : "")) {
             const Tensor a = xg::randn(c.a, xg::f64), b = xg::randn(c.b, xg::f64);
