@@ -8,6 +8,7 @@
 #include <set>
 
 #include "../engine/error.hpp"
+#include "../engine/kernels.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/factories.hpp"
 #include "../ops/math.hpp"
@@ -51,6 +52,82 @@ Tensor& buffer(std::map<std::string, Tensor>& buffers, const std::string& name, 
     auto it = buffers.find(name);
     if (it == buffers.end()) it = buffers.emplace(name, full_like(like, init)).first;
     return it->second;
+}
+
+// --- fused updates: each parameter in one parallel pass over param, grad and state (no temporaries) --
+// The arithmetic is the tensor-op formula's, element by element, in the parameter's dtype.
+
+// The writable buffer of t (an optimizer's own tensor or a parameter, under no-grad), version bumped.
+Array& written(Tensor& t) {
+    Array& a = t.impl()->value;
+    a.bump_version();
+    return a;
+}
+
+// The gradient of p in p's dtype.
+Array grad_of(const Tensor& p) { return p.grad().array().to(p.dtype()); }
+
+template <class T, class F>
+void each_element(std::int64_t n, F f) {
+    detail::parallel_for(n, detail::scaled_grain<T>(detail::kGrainCheap), [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) f(i);
+    });
+}
+
+// SGD: d = g + wd p; b = d (first step) or mu b + (1 - dampening) d; d = nesterov ? d + mu b : b; p -= lr d.
+void sgd_update(Tensor& p, Tensor* momentum_buffer, bool first, double lr, double wd, const SGDOptions& o) {
+    const Array g = grad_of(p);
+    detail::dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
+        T* pp = written(p).data<T>();
+        const T* pg = g.data<T>();
+        T* pb = momentum_buffer ? written(*momentum_buffer).data<T>() : nullptr;
+        const T wd_t = static_cast<T>(wd), lr_t = static_cast<T>(lr), mu = static_cast<T>(o.momentum),
+                damp = static_cast<T>(1.0 - o.dampening);
+        const bool has_wd = wd != 0, nesterov = o.nesterov;
+        each_element<T>(p.numel(), [&](std::int64_t i) {
+            T d = pg[i];
+            if (has_wd) d = d + pp[i] * wd_t;
+            if (pb) {
+                const T b = first ? d : pb[i] * mu + damp * d;
+                pb[i] = b;
+                d = nesterov ? d + b * mu : b;
+            }
+            pp[i] = pp[i] - lr_t * d;
+        });
+    });
+}
+
+// Adam / AdamW: (AdamW: p *= 1 - lr wd; Adam: d = g + wd p); m = b1 m + (1-b1) d; v = b2 v + (1-b2) d^2;
+// p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
+void adam_update(Tensor& p, Tensor& m, Tensor& v, double lr, double wd, bool decoupled, double bc1, double bc2,
+                 const AdamOptions& o) {
+    const Array g = grad_of(p);
+    detail::dispatch_floating(p.dtype(), "Adam", [&]<class T>() {
+        T* pp = written(p).data<T>();
+        T* pm = written(m).data<T>();
+        T* pv = written(v).data<T>();
+        const T* pg = g.data<T>();
+        const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), c1 = static_cast<T>(1.0 - o.beta1),
+                c2 = static_cast<T>(1.0 - o.beta2), eps = static_cast<T>(o.eps),
+                inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2)), step = static_cast<T>(lr / bc1),
+                decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
+        const bool has_wd = wd != 0;
+        each_element<T>(p.numel(), [&](std::int64_t i) {
+            T d = pg[i];
+            T pi = pp[i];
+            if (has_wd) {
+                if (decoupled)
+                    pi = pi * decay;
+                else
+                    d = d + pi * wd_t;
+            }
+            const T mi = pm[i] * b1 + c1 * d;
+            const T vi = pv[i] * b2 + c2 * (d * d);
+            pm[i] = mi;
+            pv[i] = vi;
+            pp[i] = pi - step * (mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps));
+        });
+    });
 }
 }  // namespace
 
@@ -156,19 +233,15 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions o)
 void SGD::step() {
     NoGradGuard ng;
     for_each_param([&](ParamGroup& g, Tensor& p, std::size_t i) {
-        Tensor d = p.grad();
-        if (*g.weight_decay != 0) d = d + p * *g.weight_decay;
         auto& st = state(i);
+        Tensor* buf = nullptr;
+        bool first = false;
         if (options.momentum != 0) {
             auto it = st.buffers.find("momentum_buffer");
-            if (it == st.buffers.end()) {
-                it = st.buffers.emplace("momentum_buffer", clone(d)).first;
-            } else {
-                it->second.mul_(options.momentum).add_(d, 1.0 - options.dampening);
-            }
-            d = options.nesterov ? d + it->second * options.momentum : it->second;
+            if ((first = it == st.buffers.end())) it = st.buffers.emplace("momentum_buffer", zeros_like(p)).first;
+            buf = &it->second;
         }
-        p.sub_(d, *g.lr);
+        sgd_update(p, buf, first, *g.lr, *g.weight_decay, options);
         ++st.step;
     });
 }
@@ -188,23 +261,12 @@ void Adam::step() { adam_step(false); }
 void Adam::adam_step(bool decoupled) {
     NoGradGuard ng;
     for_each_param([&](ParamGroup& g, Tensor& p, std::size_t i) {
-        const double lr = *g.lr, wd = *g.weight_decay;
-        Tensor d = p.grad();
-        if (wd != 0) {
-            if (decoupled)
-                p.mul_(1.0 - lr * wd);
-            else
-                d = d + p * wd;
-        }
         auto& st = state(i);
         const auto t = static_cast<double>(++st.step);
         Tensor& m = buffer(st.buffers, "exp_avg", p, 0.0);
         Tensor& v = buffer(st.buffers, "exp_avg_sq", p, 0.0);
-        m.mul_(options.beta1).add_(d, 1.0 - options.beta1);
-        v.mul_(options.beta2).add_(square(d), 1.0 - options.beta2);
         const double bc1 = 1.0 - std::pow(options.beta1, t), bc2 = 1.0 - std::pow(options.beta2, t);
-        const Tensor denom = sqrt(v) * (1.0 / std::sqrt(bc2)) + options.eps;
-        p.sub_(m / denom, lr / bc1);
+        adam_update(p, m, v, *g.lr, *g.weight_decay, decoupled, bc1, bc2, options);
     });
 }
 
