@@ -67,10 +67,32 @@ Array& written(Tensor& t) {
 // The gradient of p in p's dtype.
 Array grad_of(const Tensor& p) { return p.grad().array().to(p.dtype()); }
 
+// Element loads and stores for f written once for xsimd batches (V = batch) and scalars (the tail).
+template <class V, class T>
+V load(const T* p) {
+    if constexpr (std::is_same_v<V, T>)
+        return *p;
+    else
+        return V::load_unaligned(p);
+}
+template <class V, class T>
+void store(T* p, const V& v) {
+    if constexpr (std::is_same_v<V, T>)
+        *p = v;
+    else
+        v.store_unaligned(p);
+}
+
+// Calls f.template operator()<V>(i) over [0, n): V = xsimd::batch<T> at i, i + W, ... and V = T for the
+// tail; in parallel above the cheap-op grain. The same IEEE operations either way (no contraction).
 template <class T, class F>
 void each_element(std::int64_t n, F f) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
     detail::parallel_for(n, detail::scaled_grain<T>(detail::kGrainCheap), [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) f(i);
+        std::int64_t i = b;
+        for (; i + W <= e; i += W) f.template operator()<B>(i);
+        for (; i < e; ++i) f.template operator()<T>(i);
     });
 }
 
@@ -84,15 +106,16 @@ void sgd_update(Tensor& p, Tensor* momentum_buffer, bool first, double lr, doubl
         const T wd_t = static_cast<T>(wd), lr_t = static_cast<T>(lr), mu = static_cast<T>(o.momentum),
                 damp = static_cast<T>(1.0 - o.dampening);
         const bool has_wd = wd != 0, nesterov = o.nesterov;
-        each_element<T>(p.numel(), [&](std::int64_t i) {
-            T d = pg[i];
-            if (has_wd) d = d + pp[i] * wd_t;
+        each_element<T>(p.numel(), [&]<class V>(std::int64_t i) {
+            const V pi = load<V>(pp + i);
+            V d = load<V>(pg + i);
+            if (has_wd) d = d + pi * wd_t;
             if (pb) {
-                const T b = first ? d : pb[i] * mu + damp * d;
-                pb[i] = b;
-                d = nesterov ? d + b * mu : b;
+                const V b = first ? d : load<V>(pb + i) * mu + damp * d;
+                store(pb + i, b);
+                d = nesterov ? V(d + b * mu) : b;
             }
-            pp[i] = pp[i] - lr_t * d;
+            store(pp + i, V(pi - lr_t * d));
         });
     });
 }
@@ -112,20 +135,25 @@ void adam_update(Tensor& p, Tensor& m, Tensor& v, double lr, double wd, bool dec
                 inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2)), step = static_cast<T>(lr / bc1),
                 decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
         const bool has_wd = wd != 0;
-        each_element<T>(p.numel(), [&](std::int64_t i) {
-            T d = pg[i];
-            T pi = pp[i];
+        each_element<T>(p.numel(), [&]<class V>(std::int64_t i) {
+            V d = load<V>(pg + i);
+            V pi = load<V>(pp + i);
             if (has_wd) {
                 if (decoupled)
                     pi = pi * decay;
                 else
                     d = d + pi * wd_t;
             }
-            const T mi = pm[i] * b1 + c1 * d;
-            const T vi = pv[i] * b2 + c2 * (d * d);
-            pm[i] = mi;
-            pv[i] = vi;
-            pp[i] = pi - step * (mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps));
+            const V mi = load<V>(pm + i) * b1 + c1 * d;
+            const V vi = load<V>(pv + i) * b2 + c2 * (d * d);
+            store(pm + i, mi);
+            store(pv + i, vi);
+            V root;
+            if constexpr (std::is_same_v<V, T>)
+                root = std::sqrt(vi);
+            else
+                root = xsimd::sqrt(vi);
+            store(pp + i, V(pi - step * (mi / (root * inv_sqrt_bc2 + eps))));
         });
     });
 }
