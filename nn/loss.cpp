@@ -135,30 +135,30 @@ Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, Reduction
     }
     if (!needs_record({logits})) return Tensor(std::move(value));
     Saved sx(logits, "cross_entropy");
-    return make_result("cross_entropy", std::move(value), {logits}, [sx, tgt, lse, r, ls, n, c, d](const Tensor& g,
-                                                                                                    const Tensor&) {
-        const Tensor& x = sx.get();
-        if (needs_record({g, x})) {
-            // create_graph: (softmax - target distribution) * g as recorded ops.
-            Tensor dist = one_hot(Tensor(tgt), c, d) * (1.0 - ls);
-            if (ls > 0) dist = dist + ls / static_cast<double>(c);
-            Tensor scale = r == Reduction::none ? unsqueeze(g, 1) : g;
-            if (r == Reduction::mean) scale = scale * (1.0 / static_cast<double>(n));
-            return std::vector<Tensor>{(softmax(x, 1) - dist) * scale};
-        }
-        Array dx(x.shape(), d);
-        const Array ga = g.array().to(d);
-        detail::dispatch_floating(d, "cross_entropy", [&]<class T>() {
-            Array sc = ga;
-            if (r == Reduction::mean) {
-                sc = Array({}, d);
-                sc.data<T>()[0] = static_cast<T>(ga.data<T>()[0] / static_cast<double>(n));
-            }
-            ce_backward_rows<T>(x.array().data<T>(), tgt.data<std::int64_t>(), lse.data<T>(), sc.data<T>(),
-                                r == Reduction::none, n, c, ls, dx.data<T>());
-        });
-        return std::vector<Tensor>{Tensor(std::move(dx))};
-    });
+    return make_result("cross_entropy", std::move(value), {logits},
+                       [sx, tgt, lse, r, ls, n, c, d](const Tensor& g, const Tensor&) {
+                           const Tensor& x = sx.get();
+                           if (needs_record({g, x})) {
+                               // create_graph: (softmax - target distribution) * g as recorded ops.
+                               Tensor dist = one_hot(Tensor(tgt), c, d) * (1.0 - ls);
+                               if (ls > 0) dist = dist + ls / static_cast<double>(c);
+                               Tensor scale = r == Reduction::none ? unsqueeze(g, 1) : g;
+                               if (r == Reduction::mean) scale = scale * (1.0 / static_cast<double>(n));
+                               return std::vector<Tensor>{(softmax(x, 1) - dist) * scale};
+                           }
+                           Array dx(x.shape(), d);
+                           const Array ga = g.array().to(d);
+                           detail::dispatch_floating(d, "cross_entropy", [&]<class T>() {
+                               Array sc = ga;
+                               if (r == Reduction::mean) {
+                                   sc = Array({}, d);
+                                   sc.data<T>()[0] = static_cast<T>(ga.data<T>()[0] / static_cast<double>(n));
+                               }
+                               ce_backward_rows<T>(x.array().data<T>(), tgt.data<std::int64_t>(), lse.data<T>(),
+                                                   sc.data<T>(), r == Reduction::none, n, c, ls, dx.data<T>());
+                           });
+                           return std::vector<Tensor>{Tensor(std::move(dx))};
+                       });
 }
 }  // namespace
 

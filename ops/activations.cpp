@@ -880,16 +880,16 @@ struct FusedKernels {
     static Tensor op(const Tensor& g, const Tensor& u) { return detail::chain_op<0>(Get(), g, u); }
     static detail::FusedActivation make(const char* name) {
         using D = std::remove_cvref_t<decltype(*Get())>;
-        return {name,          D::saves == Saves::output, &forward<float>, &forward<double>, &backward<float>,
-                &backward<double>, &op};
+        return {name, D::saves == Saves::output, &forward<float>, &forward<double>, &backward<float>, &backward<double>,
+                &op};
     }
 };
 }  // namespace
 
 const detail::FusedActivation* detail::fused_activation(const std::string& name) {
     static const FusedActivation table[] = {
-        FusedKernels<relu_def>::make("relu"),          FusedKernels<sigmoid_def>::make("sigmoid"),
-        FusedKernels<tanh_def>::make("tanh"),          FusedKernels<gelu_def>::make("gelu"),
+        FusedKernels<relu_def>::make("relu"),           FusedKernels<sigmoid_def>::make("sigmoid"),
+        FusedKernels<tanh_def>::make("tanh"),           FusedKernels<gelu_def>::make("gelu"),
         FusedKernels<gelu_tanh_def>::make("gelu_tanh"), FusedKernels<silu_def>::make("silu")};
     for (const auto& f : table)
         if (name == f.name) return &f;

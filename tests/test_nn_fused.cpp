@@ -243,8 +243,9 @@ struct Twin {
 
 BOOST_AUTO_TEST_CASE(sgd_one_pass_matches_formula) {
     for (auto dt : {xg::f32, xg::f64})
-        for (nn::SGDOptions o : {nn::SGDOptions{0.1, 0.0, 0.0, 0.0, false}, nn::SGDOptions{0.05, 0.9, 0.0, 0.0, false},
-                                 nn::SGDOptions{0.05, 0.9, 0.0, 0.01, true}, nn::SGDOptions{0.05, 0.8, 0.3, 0.02, false}}) {
+        for (nn::SGDOptions o :
+             {nn::SGDOptions{0.1, 0.0, 0.0, 0.0, false}, nn::SGDOptions{0.05, 0.9, 0.0, 0.0, false},
+              nn::SGDOptions{0.05, 0.9, 0.0, 0.01, true}, nn::SGDOptions{0.05, 0.8, 0.3, 0.02, false}}) {
             BOOST_TEST_CONTEXT("momentum " << o.momentum << " nesterov " << o.nesterov << " wd " << o.weight_decay
                                            << " dampening " << o.dampening) {
                 Twin tw(dt);
