@@ -83,17 +83,63 @@ void store(T* p, const V& v) {
         v.store_unaligned(p);
 }
 
-// Calls f.template operator()<V>(i) over [0, n): V = xsimd::batch<T> at i, i + W, ... and V = T for the
-// tail; in parallel above the cheap-op grain. The same IEEE operations either way (no contraction).
-template <class T, class F>
-void each_element(std::int64_t n, F f) {
-    using B = xsimd::batch<T>;
-    constexpr std::int64_t W = B::size;
-    detail::parallel_for(n, detail::scaled_grain<T>(detail::kGrainCheap), [&](std::int64_t b, std::int64_t e) {
-        std::int64_t i = b;
-        for (; i + W <= e; i += W) f.template operator()<B>(i);
-        for (; i < e; ++i) f.template operator()<T>(i);
+// Runs step.template operator()<V>(i) over [b, e): V = xsimd::batch<T> at i, i + W, ... and V = T for
+// the tail; the same IEEE operations either way.
+template <class T, class S>
+void simd_loop(std::int64_t b, std::int64_t e, const S& step) {
+    constexpr std::int64_t W = xsimd::batch<T>::size;
+    std::int64_t i = b;
+    for (; i + W <= e; i += W) step.template operator()<xsimd::batch<T>>(i);
+    for (; i < e; ++i) step.template operator()<T>(i);
+}
+
+// NOTE: the chunk kernels take every pointer and constant as a parameter: read through the captures
+// of the parallel_for closure, they were reloaded after each vector store (the stores may alias
+// anything), which made the one-pass SGD no faster than three tensor ops.
+template <class T>
+void sgd_chunk(std::int64_t b, std::int64_t e, T* pp, const T* pg, T* pb, T wd, T lr, T mu, T damp, bool has_wd,
+               bool first, bool nesterov) {
+    simd_loop<T>(b, e, [=]<class V>(std::int64_t i) {
+        const V pi = load<V>(pp + i);
+        V d = load<V>(pg + i);
+        if (has_wd) d = d + pi * wd;
+        if (pb) {
+            const V m = first ? d : V(load<V>(pb + i) * mu + damp * d);
+            store(pb + i, m);
+            d = nesterov ? V(d + m * mu) : m;
+        }
+        store(pp + i, V(pi - lr * d));
     });
+}
+
+template <class T>
+void adam_chunk(std::int64_t b, std::int64_t e, T* pp, T* pm, T* pv, const T* pg, T b1, T b2, T c1, T c2, T eps,
+                T inv_sqrt_bc2, T step, T decay, T wd, bool has_wd, bool decoupled) {
+    simd_loop<T>(b, e, [=]<class V>(std::int64_t i) {
+        V d = load<V>(pg + i);
+        V pi = load<V>(pp + i);
+        if (has_wd) {
+            if (decoupled)
+                pi = pi * decay;
+            else
+                d = d + pi * wd;
+        }
+        const V mi = load<V>(pm + i) * b1 + c1 * d;
+        const V vi = load<V>(pv + i) * b2 + c2 * (d * d);
+        store(pm + i, mi);
+        store(pv + i, vi);
+        V root;
+        if constexpr (std::is_same_v<V, T>)
+            root = std::sqrt(vi);
+        else
+            root = xsimd::sqrt(vi);
+        store(pp + i, V(pi - step * (mi / (root * inv_sqrt_bc2 + eps))));
+    });
+}
+
+template <class T, class F>
+void chunks(std::int64_t n, F f) {
+    detail::parallel_for(n, detail::scaled_grain<T>(detail::kGrainCheap), f);
 }
 
 // SGD: d = g + wd p; b = d (first step) or mu b + (1 - dampening) d; d = nesterov ? d + mu b : b; p -= lr d.
@@ -106,16 +152,8 @@ void sgd_update(Tensor& p, Tensor* momentum_buffer, bool first, double lr, doubl
         const T wd_t = static_cast<T>(wd), lr_t = static_cast<T>(lr), mu = static_cast<T>(o.momentum),
                 damp = static_cast<T>(1.0 - o.dampening);
         const bool has_wd = wd != 0, nesterov = o.nesterov;
-        each_element<T>(p.numel(), [&]<class V>(std::int64_t i) {
-            const V pi = load<V>(pp + i);
-            V d = load<V>(pg + i);
-            if (has_wd) d = d + pi * wd_t;
-            if (pb) {
-                const V b = first ? d : load<V>(pb + i) * mu + damp * d;
-                store(pb + i, b);
-                d = nesterov ? V(d + b * mu) : b;
-            }
-            store(pp + i, V(pi - lr_t * d));
+        chunks<T>(p.numel(), [=](std::int64_t b, std::int64_t e) {
+            sgd_chunk<T>(b, e, pp, pg, pb, wd_t, lr_t, mu, damp, has_wd, first, nesterov);
         });
     });
 }
@@ -135,25 +173,9 @@ void adam_update(Tensor& p, Tensor& m, Tensor& v, double lr, double wd, bool dec
                 inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2)), step = static_cast<T>(lr / bc1),
                 decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
         const bool has_wd = wd != 0;
-        each_element<T>(p.numel(), [&]<class V>(std::int64_t i) {
-            V d = load<V>(pg + i);
-            V pi = load<V>(pp + i);
-            if (has_wd) {
-                if (decoupled)
-                    pi = pi * decay;
-                else
-                    d = d + pi * wd_t;
-            }
-            const V mi = load<V>(pm + i) * b1 + c1 * d;
-            const V vi = load<V>(pv + i) * b2 + c2 * (d * d);
-            store(pm + i, mi);
-            store(pv + i, vi);
-            V root;
-            if constexpr (std::is_same_v<V, T>)
-                root = std::sqrt(vi);
-            else
-                root = xsimd::sqrt(vi);
-            store(pp + i, V(pi - step * (mi / (root * inv_sqrt_bc2 + eps))));
+        chunks<T>(p.numel(), [=](std::int64_t b, std::int64_t e) {
+            adam_chunk<T>(b, e, pp, pm, pv, pg, b1, b2, c1, c2, eps, inv_sqrt_bc2, step, decay, wd_t, has_wd,
+                          decoupled);
         });
     });
 }
