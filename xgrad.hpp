@@ -32,3 +32,4 @@
 #include "ops/scalar_math.hpp"
 #include "ops/user_activation.hpp"
 #include "ops/activation_lab.hpp"
+#include "ops/linear.hpp"

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <sstream>
+#include <typeinfo>
 
 #include "../engine/error.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/factories.hpp"
 #include "../ops/linalg.hpp"
+#include "../ops/linear.hpp"
 #include "../ops/math.hpp"
 #include "../ops/reduction.hpp"
 #include "../ops/shape_ops.hpp"
@@ -41,13 +43,13 @@ Linear::Linear(std::int64_t in, std::int64_t out, bool with_bias, Dtype dtype)
     }
 }
 
-Tensor Linear::forward(const Tensor& x) {
+Tensor Linear::forward(const Tensor& x) { return forward_fused(x, ""); }
+
+Tensor Linear::forward_fused(const Tensor& x, const std::string& activation) {
     if (!x.defined() || x.ndim() == 0 || x.shape().back() != in_features)
         throw ShapeError("Linear: expected input [..., " + std::to_string(in_features) + "], got " +
                          (x.defined() ? shape_str(x.shape()) : std::string("undefined")));
-    if (x.ndim() == 1) return reshape(forward(reshape(x, {1, in_features})), {out_features});
-    Tensor y = matmul_t(x, weight, false, true);
-    return bias.defined() ? y + bias : y;
+    return linear(x, weight, bias, activation);
 }
 
 std::string Linear::extra_repr() const {
@@ -67,12 +69,30 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 
 Tensor Sequential::forward(const Tensor& x) {
     Tensor y = x;
-    for (auto& m : modules_) y = (*m)(y);
+    for (std::size_t i = 0; i < modules_.size(); ++i) {
+        Module& m = *modules_[i];
+        if (i + 1 < modules_.size() && typeid(m) == typeid(Linear) && !m.has_forward_hooks()) {
+            const auto* act = dynamic_cast<const Activation*>(modules_[i + 1].get());
+            if (act && act->fusable() && !act->has_forward_hooks()) {
+                y = static_cast<Linear&>(m).forward_fused(y, act->name());
+                ++i;
+                continue;
+            }
+        }
+        y = m(y);
+    }
     return y;
 }
 
 // --- Activation -----------------------------------------------------------------------------------
-Activation::Activation(const std::string& name) : Module("Activation"), name_(name), fn_(get_activation(name)) {}
+Activation::Activation(const std::string& name) : Module("Activation"), name_(name), fn_(get_activation(name)) {
+    // A user may have registered another function under a built-in's name: fuse only the built-in
+    // (its registry entry is elementwise with the hand-written derivative).
+    if (linear_fuses(name) && !name.empty()) {
+        const ActivationInfo info = activation_info(name);
+        fusable_ = info.elementwise && info.hand_written;
+    }
+}
 
 Activation::Activation(const std::string& name, ActivationFn fn)
     : Module("Activation"), name_(name), fn_(std::move(fn)) {

@@ -13,17 +13,21 @@
 
 namespace xg::nn {
 
-/// y = x W^T + b; W [out, in], b [out]; x [..., in].
+/// y = x W^T + b; W [out, in], b [out]; x [..., in]. One fused op (xg::linear).
 class Linear : public Module {
 public:
     Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true, Dtype dtype = Dtype::f32);
     Tensor forward(const Tensor& x) override;
+    /// act(x W^T + b) in one pass (xg::linear with a fusable activation name, see linear_fuses).
+    Tensor forward_fused(const Tensor& x, const std::string& activation);
     std::string extra_repr() const override;
     std::int64_t in_features, out_features;
     Tensor weight, bias;
 };
 
-/// Runs its submodules in order; they are named "0", "1", ...
+/// Runs its submodules in order; they are named "0", "1", ... A Linear directly followed by an
+/// Activation that xg::linear can fuse (relu, sigmoid, tanh, gelu, gelu_tanh, silu; neither with a
+/// forward hook) runs as one fused call; modules and state_dict names are unchanged.
 class Sequential : public Module {
 public:
     Sequential() : Module("Sequential") {}
@@ -51,10 +55,14 @@ public:
     std::string extra_repr() const override { return name_; }
     const std::string& name() const { return name_; }
     const ActivationFn& function() const { return fn_; }
+    /// True when this is a built-in activation taken from the registry that xg::linear can apply in
+    /// its own pass (Sequential then fuses it into the preceding Linear).
+    bool fusable() const { return fusable_; }
 
 private:
     std::string name_;
     ActivationFn fn_;
+    bool fusable_ = false;
 };
 
 /// In training, zeroes each element with probability p and scales the rest by 1/(1-p); identity in eval.

@@ -1,8 +1,11 @@
 #include "loss.hpp"
 
+#include <cmath>
 #include <limits>
 
+#include "../autograd/node.hpp"
 #include "../engine/error.hpp"
+#include "../engine/kernels.hpp"
 #include "../ops/activations.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/factories.hpp"
@@ -59,6 +62,104 @@ std::int64_t check_indices(const Tensor& scores, const Tensor& target, const cha
 Tensor picked_nll(const Tensor& logp, const Tensor& target) {
     return -squeeze(gather(logp, 1, unsqueeze(target, 1)), 1);
 }
+
+// --- fused softmax + cross-entropy over logits [N, C] with class indices -----------------------------
+// Per row n with lse = log sum_c e^x[n,c]: loss_n = lse - (1 - e) x[n,y_n] - e/C sum_c x[n,c] (e the label
+// smoothing; the same value as the log_softmax + gather formula). d loss_n / dx[n,c] = softmax - (1 - e)
+// [c == y_n] - e/C, scaled by the incoming gradient (and 1/N for the mean).
+template <class T>
+void ce_forward_rows(const T* x, const std::int64_t* y, std::int64_t n, std::int64_t c, double ls, T* lse, T* loss) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    const T keep = static_cast<T>(1.0 - ls), spread = static_cast<T>(ls / static_cast<double>(c));
+    const std::int64_t grain = std::max<std::int64_t>(1, detail::scaled_grain<T>(detail::kGrainTranscendental) / c);
+    detail::parallel_for(n, grain, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+            const T* row = x + r * c;
+            T mx = -std::numeric_limits<T>::infinity(), sx = 0;
+            for (std::int64_t j = 0; j < c; ++j) {
+                mx = std::max(mx, row[j]);
+                sx += row[j];
+            }
+            if (std::isnan(sx)) mx = sx;  // NaN propagates (std::max may drop it)
+            const T shift = std::isfinite(mx) ? mx : T(0);
+            B acc(T(0));
+            std::int64_t j = 0;
+            for (; j + W <= c; j += W) acc += xsimd::exp(B::load_unaligned(row + j) - B(shift));
+            T se = xsimd::hadd(acc);
+            for (; j < c; ++j) se += std::exp(row[j] - shift);
+            const T l = shift + std::log(se);
+            lse[r] = l;
+            loss[r] = l - keep * row[y[r]] - (ls > 0 ? spread * sx : T(0));
+        }
+    });
+}
+
+template <class T>
+void ce_backward_rows(const T* x, const std::int64_t* y, const T* lse, const T* scale, bool per_row, std::int64_t n,
+                      std::int64_t c, double ls, T* dx) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    const T keep = static_cast<T>(1.0 - ls), spread = static_cast<T>(ls / static_cast<double>(c));
+    const std::int64_t grain = std::max<std::int64_t>(1, detail::scaled_grain<T>(detail::kGrainTranscendental) / c);
+    detail::parallel_for(n, grain, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+            const T* row = x + r * c;
+            T* out = dx + r * c;
+            const T s = per_row ? scale[r] : scale[0], l = lse[r];
+            std::int64_t j = 0;
+            for (; j + W <= c; j += W)
+                ((xsimd::exp(B::load_unaligned(row + j) - B(l)) - B(spread)) * B(s)).store_unaligned(out + j);
+            for (; j < c; ++j) out[j] = (std::exp(row[j] - l) - spread) * s;
+            out[y[r]] -= keep * s;
+        }
+    });
+}
+
+Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, Reduction r, double ls) {
+    const std::int64_t n = logits.size(0), c = logits.size(1);
+    const Dtype d = logits.dtype();
+    Array lse({n}, d), per({n}, d);
+    const Array tgt = target.array();
+    detail::dispatch_floating(d, "cross_entropy", [&]<class T>() {
+        ce_forward_rows<T>(logits.array().data<T>(), tgt.data<std::int64_t>(), n, c, ls, lse.data<T>(), per.data<T>());
+    });
+    Array value = per;
+    if (r != Reduction::none) {
+        value = Array({}, d);
+        detail::dispatch_floating(d, "cross_entropy", [&]<class T>() {
+            double total = 0;  // in order: the same at any thread count
+            for (std::int64_t i = 0; i < n; ++i) total += per.data<T>()[i];
+            value.data<T>()[0] = static_cast<T>(r == Reduction::mean ? total / static_cast<double>(n) : total);
+        });
+    }
+    if (!needs_record({logits})) return Tensor(std::move(value));
+    Saved sx(logits, "cross_entropy");
+    return make_result("cross_entropy", std::move(value), {logits},
+                       [sx, tgt, lse, r, ls, n, c, d](const Tensor& g, const Tensor&) {
+                           const Tensor& x = sx.get();
+                           if (needs_record({g, x})) {
+                               // create_graph: (softmax - target distribution) * g as recorded ops.
+                               Tensor dist = one_hot(Tensor(tgt), c, d) * (1.0 - ls);
+                               if (ls > 0) dist = dist + ls / static_cast<double>(c);
+                               Tensor scale = r == Reduction::none ? unsqueeze(g, 1) : g;
+                               if (r == Reduction::mean) scale = scale * (1.0 / static_cast<double>(n));
+                               return std::vector<Tensor>{(softmax(x, 1) - dist) * scale};
+                           }
+                           Array dx(x.shape(), d);
+                           const Array ga = g.array().to(d);
+                           detail::dispatch_floating(d, "cross_entropy", [&]<class T>() {
+                               Array sc = ga;
+                               if (r == Reduction::mean) {
+                                   sc = Array({}, d);
+                                   sc.data<T>()[0] = static_cast<T>(ga.data<T>()[0] / static_cast<double>(n));
+                               }
+                               ce_backward_rows<T>(x.array().data<T>(), tgt.data<std::int64_t>(), lse.data<T>(),
+                                                   sc.data<T>(), r == Reduction::none, n, c, ls, dx.data<T>());
+                           });
+                           return std::vector<Tensor>{Tensor(std::move(dx))};
+                       });
+}
 }  // namespace
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
@@ -104,6 +205,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction r, do
         throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + std::to_string(ls));
     if (logits.ndim() < 2)
         throw ShapeError("cross_entropy: expected logits [N, C, ...], got " + shape_str(logits.shape()));
+    if (target.dtype() == Dtype::i64 && logits.ndim() == 2 && logits.size(0) > 0 && logits.size(1) > 0) {
+        check_indices(logits, target, "cross_entropy");
+        return fused_cross_entropy(logits, target, r, ls);
+    }
     const Tensor logp = log_softmax(logits, 1);
     const double c = static_cast<double>(logits.size(1));
     Tensor loss;

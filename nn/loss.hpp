@@ -19,6 +19,8 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction
 /// Cross-entropy of logits [N, C, ...] (class axis 1) against int64 class indices [N, ...] or class
 /// probabilities of the logits' shape. With label smoothing e the target becomes (1 - e) target + e / C:
 /// per sample -(1 - e) log p[y] - e/C sum_c log p[c]. The mean is over samples (and positions).
+/// Logits [N, C] with class indices run as one fused op (per-row log-sum-exp and the loss in one pass;
+/// backward (softmax - target distribution) * g in one pass; differentiable again under create_graph).
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::mean,
                      double label_smoothing = 0.0);
 /// Negative log-likelihood of log-probabilities [N, C, ...] at int64 class indices [N, ...]: -logp[n, y_n].

@@ -77,6 +77,8 @@ public:
     std::size_t register_forward_hook(ForwardHook hook);
     /// Removes the hook with this id (unknown ids are ignored).
     void remove_forward_hook(std::size_t id);
+    /// True when a forward hook is registered (containers then never fuse this module with another).
+    bool has_forward_hooks() const { return !hooks_.empty(); }
 
     /// The module tree with each layer's arguments and parameter count, and the total.
     std::string to_string() const;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "../engine/error.hpp"
+#include "../engine/kernels.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/factories.hpp"
 #include "../ops/math.hpp"
@@ -51,6 +52,132 @@ Tensor& buffer(std::map<std::string, Tensor>& buffers, const std::string& name, 
     auto it = buffers.find(name);
     if (it == buffers.end()) it = buffers.emplace(name, full_like(like, init)).first;
     return it->second;
+}
+
+// --- fused updates: each parameter in one parallel pass over param, grad and state (no temporaries) --
+// The arithmetic is the tensor-op formula's, element by element, in the parameter's dtype.
+
+// The writable buffer of t (an optimizer's own tensor or a parameter, under no-grad), version bumped.
+Array& written(Tensor& t) {
+    Array& a = t.impl()->value;
+    a.bump_version();
+    return a;
+}
+
+// The gradient of p in p's dtype.
+Array grad_of(const Tensor& p) { return p.grad().array().to(p.dtype()); }
+
+// Element loads and stores for f written once for xsimd batches (V = batch) and scalars (the tail).
+template <class V, class T>
+V load(const T* p) {
+    if constexpr (std::is_same_v<V, T>)
+        return *p;
+    else
+        return V::load_unaligned(p);
+}
+template <class V, class T>
+void store(T* p, const V& v) {
+    if constexpr (std::is_same_v<V, T>)
+        *p = v;
+    else
+        v.store_unaligned(p);
+}
+
+// Runs step.template operator()<V>(i) over [b, e): V = xsimd::batch<T> at i, i + W, ... and V = T for
+// the tail; the same IEEE operations either way.
+template <class T, class S>
+void simd_loop(std::int64_t b, std::int64_t e, const S& step) {
+    constexpr std::int64_t W = xsimd::batch<T>::size;
+    std::int64_t i = b;
+    for (; i + W <= e; i += W) step.template operator()<xsimd::batch<T>>(i);
+    for (; i < e; ++i) step.template operator()<T>(i);
+}
+
+// NOTE: the chunk kernels take every pointer and constant as a parameter: read through the captures
+// of the parallel_for closure, they were reloaded after each vector store (the stores may alias
+// anything), which made the one-pass SGD no faster than three tensor ops.
+template <class T>
+void sgd_chunk(std::int64_t b, std::int64_t e, T* pp, const T* pg, T* pb, T wd, T lr, T mu, T damp, bool has_wd,
+               bool first, bool nesterov) {
+    simd_loop<T>(b, e, [=]<class V>(std::int64_t i) {
+        const V pi = load<V>(pp + i);
+        V d = load<V>(pg + i);
+        if (has_wd) d = d + pi * wd;
+        if (pb) {
+            const V m = first ? d : V(load<V>(pb + i) * mu + damp * d);
+            store(pb + i, m);
+            d = nesterov ? V(d + m * mu) : m;
+        }
+        store(pp + i, V(pi - lr * d));
+    });
+}
+
+template <class T>
+void adam_chunk(std::int64_t b, std::int64_t e, T* pp, T* pm, T* pv, const T* pg, T b1, T b2, T c1, T c2, T eps,
+                T inv_sqrt_bc2, T step, T decay, T wd, bool has_wd, bool decoupled) {
+    simd_loop<T>(b, e, [=]<class V>(std::int64_t i) {
+        V d = load<V>(pg + i);
+        V pi = load<V>(pp + i);
+        if (has_wd) {
+            if (decoupled)
+                pi = pi * decay;
+            else
+                d = d + pi * wd;
+        }
+        const V mi = load<V>(pm + i) * b1 + c1 * d;
+        const V vi = load<V>(pv + i) * b2 + c2 * (d * d);
+        store(pm + i, mi);
+        store(pv + i, vi);
+        V root;
+        if constexpr (std::is_same_v<V, T>)
+            root = std::sqrt(vi);
+        else
+            root = xsimd::sqrt(vi);
+        store(pp + i, V(pi - step * (mi / (root * inv_sqrt_bc2 + eps))));
+    });
+}
+
+template <class T, class F>
+void chunks(std::int64_t n, F f) {
+    detail::parallel_for(n, detail::scaled_grain<T>(detail::kGrainCheap), f);
+}
+
+// SGD: d = g + wd p; b = d (first step) or mu b + (1 - dampening) d; d = nesterov ? d + mu b : b; p -= lr d.
+void sgd_update(Tensor& p, Tensor* momentum_buffer, bool first, double lr, double wd, const SGDOptions& o) {
+    const Array g = grad_of(p);
+    detail::dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
+        T* pp = written(p).data<T>();
+        const T* pg = g.data<T>();
+        T* pb = momentum_buffer ? written(*momentum_buffer).data<T>() : nullptr;
+        const T wd_t = static_cast<T>(wd), lr_t = static_cast<T>(lr), mu = static_cast<T>(o.momentum),
+                damp = static_cast<T>(1.0 - o.dampening);
+        const bool has_wd = wd != 0, nesterov = o.nesterov;
+        chunks<T>(p.numel(), [=](std::int64_t b, std::int64_t e) {
+            sgd_chunk<T>(b, e, pp, pg, pb, wd_t, lr_t, mu, damp, has_wd, first, nesterov);
+        });
+    });
+}
+
+// Adam / AdamW: (AdamW: p *= 1 - lr wd; Adam: d = g + wd p); m = b1 m + (1-b1) d; v = b2 v + (1-b2) d^2;
+// p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
+void adam_update(Tensor& p, Tensor& m, Tensor& v, double lr, double wd, bool decoupled, double bc1, double bc2,
+                 const AdamOptions& o) {
+    const Array g = grad_of(p);
+    detail::dispatch_floating(p.dtype(), "Adam", [&]<class T>() {
+        T* pp = written(p).data<T>();
+        T* pm = written(m).data<T>();
+        T* pv = written(v).data<T>();
+        const T* pg = g.data<T>();
+        const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), c1 = static_cast<T>(1.0 - o.beta1),
+                c2 = static_cast<T>(1.0 - o.beta2), eps = static_cast<T>(o.eps),
+                inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2)), step = static_cast<T>(lr / bc1),
+                decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
+        const bool has_wd = wd != 0;
+        chunks<T>(p.numel(), [=](std::int64_t b, std::int64_t e) {
+            adam_chunk<T>(b, e, pp, pm, pv, pg, b1, b2, c1, c2, eps, inv_sqrt_bc2, step, decay, wd_t, has_wd,
+                          decoupled);
+        });
+    });
 }
 }  // namespace
 
@@ -156,19 +283,15 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions o)
 void SGD::step() {
     NoGradGuard ng;
     for_each_param([&](ParamGroup& g, Tensor& p, std::size_t i) {
-        Tensor d = p.grad();
-        if (*g.weight_decay != 0) d = d + p * *g.weight_decay;
         auto& st = state(i);
+        Tensor* buf = nullptr;
+        bool first = false;
         if (options.momentum != 0) {
             auto it = st.buffers.find("momentum_buffer");
-            if (it == st.buffers.end()) {
-                it = st.buffers.emplace("momentum_buffer", clone(d)).first;
-            } else {
-                it->second.mul_(options.momentum).add_(d, 1.0 - options.dampening);
-            }
-            d = options.nesterov ? d + it->second * options.momentum : it->second;
+            if ((first = it == st.buffers.end())) it = st.buffers.emplace("momentum_buffer", zeros_like(p)).first;
+            buf = &it->second;
         }
-        p.sub_(d, *g.lr);
+        sgd_update(p, buf, first, *g.lr, *g.weight_decay, options);
         ++st.step;
     });
 }
@@ -188,23 +311,12 @@ void Adam::step() { adam_step(false); }
 void Adam::adam_step(bool decoupled) {
     NoGradGuard ng;
     for_each_param([&](ParamGroup& g, Tensor& p, std::size_t i) {
-        const double lr = *g.lr, wd = *g.weight_decay;
-        Tensor d = p.grad();
-        if (wd != 0) {
-            if (decoupled)
-                p.mul_(1.0 - lr * wd);
-            else
-                d = d + p * wd;
-        }
         auto& st = state(i);
         const auto t = static_cast<double>(++st.step);
         Tensor& m = buffer(st.buffers, "exp_avg", p, 0.0);
         Tensor& v = buffer(st.buffers, "exp_avg_sq", p, 0.0);
-        m.mul_(options.beta1).add_(d, 1.0 - options.beta1);
-        v.mul_(options.beta2).add_(square(d), 1.0 - options.beta2);
         const double bc1 = 1.0 - std::pow(options.beta1, t), bc2 = 1.0 - std::pow(options.beta2, t);
-        const Tensor denom = sqrt(v) * (1.0 / std::sqrt(bc2)) + options.eps;
-        p.sub_(m / denom, lr / bc1);
+        adam_update(p, m, v, *g.lr, *g.weight_decay, decoupled, bc1, bc2, options);
     });
 }
 

@@ -1,6 +1,7 @@
 // nn/: optimizers (PyTorch's documented update rules), gradient clipping and learning-rate
 // schedulers. Updates run in place under no-grad; gradients are never modified in place (the engine
-// may share one gradient buffer between several tensors).
+// may share one gradient buffer between several tensors). SGD and Adam/AdamW update each parameter in
+// one parallel pass over parameter, gradient and state (the tensor-op formulas, element by element).
 #pragma once
 #include <cstdint>
 #include <map>

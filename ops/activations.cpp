@@ -10,6 +10,7 @@
 #include "arithmetic.hpp"
 #include "elementwise_activation.hpp"
 #include "factories.hpp"
+#include "fused_activation.hpp"
 #include "math.hpp"
 #include "reduction.hpp"
 #include "scalar_math.hpp"
@@ -855,6 +856,44 @@ std::vector<std::pair<std::string, ActivationInfo>> detail::builtin_activations(
     add("log_softmax", structural([](const Tensor& x) { return log_softmax(x); }, "along the last axis"));
     add("softmin", structural([](const Tensor& x) { return softmin(x); }, "along the last axis"));
     return r;
+}
+
+// --- in-pass kernels for producers that fuse an activation (ops/fused_activation.hpp) -------------
+namespace {
+// Get returns the activation's definition; the kernels run its f and d0 exactly as its own ops do.
+template <auto Get>
+struct FusedKernels {
+    template <class T>
+    static void forward(const T* z, T* y, std::int64_t n) {
+        detail::simd_run<false, T, 1>(
+            std::array<const T*, 1>{z}, std::array<bool, 1>{false}, false, y, 0, n,
+            [&f = Get()->f](auto v) { return f(v); }, std::make_index_sequence<1>{});
+    }
+    template <class T>
+    static void backward(const T* g, const T* u, T* out, std::int64_t n) {
+        const auto& def = Get();
+        detail::simd_run<false, T, 2>(
+            std::array<const T*, 2>{g, u}, std::array<bool, 2>{false, false}, false, out, 0, n,
+            [&def](auto hb, auto ub) { return hb * detail::as_batch<decltype(hb)>(def->d0(ub)); },
+            std::make_index_sequence<2>{});
+    }
+    static Tensor op(const Tensor& g, const Tensor& u) { return detail::chain_op<0>(Get(), g, u); }
+    static detail::FusedActivation make(const char* name) {
+        using D = std::remove_cvref_t<decltype(*Get())>;
+        return {name, D::saves == Saves::output, &forward<float>, &forward<double>, &backward<float>, &backward<double>,
+                &op};
+    }
+};
+}  // namespace
+
+const detail::FusedActivation* detail::fused_activation(const std::string& name) {
+    static const FusedActivation table[] = {
+        FusedKernels<relu_def>::make("relu"),           FusedKernels<sigmoid_def>::make("sigmoid"),
+        FusedKernels<tanh_def>::make("tanh"),           FusedKernels<gelu_def>::make("gelu"),
+        FusedKernels<gelu_tanh_def>::make("gelu_tanh"), FusedKernels<silu_def>::make("silu")};
+    for (const auto& f : table)
+        if (name == f.name) return &f;
+    return nullptr;
 }
 
 }  // namespace xg
