@@ -404,8 +404,10 @@ void add_inplace(Array& dst, const Array& src) {
 // when the buffer is the engine's own (not shared with a rule, a hook or the caller).
 void accumulate(Node& n, Tensor&& g, bool create_graph) {
     if (!n.grad_buffer_.defined()) {
+        // Owned (later gradients may be added into it in place) when nobody else holds it.
+        n.buffer_owned_ = !g.requires_grad() && g.impl().use_count() == 1 && g.array().unique() &&
+                          !g.array().is_uniform();
         n.grad_buffer_ = std::move(g);
-        n.buffer_owned_ = false;
         return;
     }
     if (n.buffer_owned_ && !create_graph && !g.requires_grad() && g.shape() == n.grad_buffer_.shape() &&
@@ -590,7 +592,9 @@ void run(BackwardTask& task) {
             } else {
                 // A new .grad must not share its buffer with anything else (a rule may have passed
                 // the same gradient to several inputs, or it is the caller's grad_output).
-                Tensor gg = owned && !g.requires_grad() ? std::move(g) : Tensor(g.array().clone());
+                // A gradient nobody else holds (a rule's fresh result) is taken over without a copy.
+                const bool sole = g.impl().use_count() == 1 && g.array().unique();
+                Tensor gg = (owned || sole) && !g.requires_grad() ? std::move(g) : Tensor(g.array().clone());
                 leaf->grad = leaf->grad.defined() ? add(leaf->grad, gg) : std::move(gg);
             }
             continue;

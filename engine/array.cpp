@@ -1,6 +1,9 @@
 #include "array.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <ostream>
 
 #include "allocator.hpp"
@@ -13,10 +16,44 @@ struct Storage {
     void* data = nullptr;
     std::size_t capacity = 0;
     std::uint64_t version = 0;
-    explicit Storage(std::size_t bytes) { data = cached_alloc(bytes, &capacity); }
-    ~Storage() { cached_free(data, capacity); }
+    // A lazily filled constant: `pending` until the buffer is allocated and filled with `value`
+    // (first access through raw()); `uniform` until someone may have written to it.
+    std::atomic<bool> pending{false};
+    std::atomic<bool> uniform{false};
+    alignas(8) unsigned char value[8] = {};
+    std::size_t bytes = 0;
+    Dtype dtype = Dtype::f32;
+    std::mutex fill_mutex;
+
+    explicit Storage(std::size_t n) : bytes(n) { data = cached_alloc(n, &capacity); }
+    Storage(std::size_t n, Dtype d, const void* v) : bytes(n), dtype(d) {
+        std::memcpy(value, v, dtype_size(d));
+        uniform.store(true, std::memory_order_relaxed);
+        pending.store(true, std::memory_order_release);
+    }
+    ~Storage() {
+        if (data) cached_free(data, capacity);
+    }
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
+
+    void* get() {
+        if (pending.load(std::memory_order_acquire)) materialize();
+        return data;
+    }
+    void materialize() {
+        std::lock_guard<std::mutex> lock(fill_mutex);
+        if (!pending.load(std::memory_order_relaxed)) return;
+        data = cached_alloc(bytes, &capacity);
+        dispatch(dtype, "fill", [&]<class T>() {
+            T v;
+            std::memcpy(&v, value, sizeof(T));
+            T* p = static_cast<T*>(data);
+            parallel_for(static_cast<std::int64_t>(bytes / sizeof(T)), kGrainCheap,
+                         [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, v); });
+        });
+        pending.store(false, std::memory_order_release);
+    }
 };
 
 }  // namespace detail
@@ -47,8 +84,39 @@ std::int64_t Array::size(std::int64_t axis) const {
     return shape_[normalize_axis(axis, ndim(), "size")];
 }
 
-void* Array::raw() { return storage_ ? storage_->data : nullptr; }
-const void* Array::raw() const { return storage_ ? storage_->data : nullptr; }
+// Below this many bytes a constant is filled at once (laziness would not pay).
+constexpr std::size_t kLazyFillBytes = 64 * 1024;
+
+Array Array::filled(Shape shape, Dtype dtype, double value) {
+    Array r;
+    r.shape_ = std::move(shape);
+    r.dtype_ = dtype;
+    for (auto d : r.shape_)
+        if (d < 0) throw ValueError("array: negative dimension in shape " + shape_str(r.shape_));
+    r.numel_ = shape_numel(r.shape_);
+    const std::size_t bytes = static_cast<std::size_t>(r.numel_) * dtype_size(dtype);
+    detail::dispatch(dtype, "filled", [&]<class T>() {
+        const T v = static_cast<T>(value);
+        if (bytes < kLazyFillBytes) {
+            r.storage_ = std::make_shared<detail::Storage>(bytes);
+            std::fill_n(static_cast<T*>(r.storage_->data), r.numel_, v);
+        } else {
+            r.storage_ = std::make_shared<detail::Storage>(bytes, dtype, &v);
+        }
+    });
+    return r;
+}
+
+void* Array::raw() {
+    if (!storage_) return nullptr;
+    void* p = storage_->get();
+    storage_->uniform.store(false, std::memory_order_relaxed);  // the caller may write
+    return p;
+}
+const void* Array::raw() const { return storage_ ? storage_->get() : nullptr; }
+
+bool Array::is_uniform() const { return storage_ && storage_->uniform.load(std::memory_order_relaxed); }
+const void* Array::uniform_value() const { return is_uniform() ? storage_->value : nullptr; }
 
 template <class T>
 T* Array::data() {
@@ -58,7 +126,9 @@ T* Array::data() {
 }
 template <class T>
 const T* Array::data() const {
-    return const_cast<Array*>(this)->data<T>();
+    if (dtype_of<T>() != dtype_)
+        throw DtypeError(std::string("data: array is ") + dtype_name(dtype_) + ", not " + dtype_name(dtype_of<T>()));
+    return static_cast<const T*>(raw());
 }
 template float* Array::data<float>();
 template double* Array::data<double>();
@@ -76,7 +146,20 @@ Array Array::reshape(Shape shape) const {
     return r;
 }
 
+// The value of a uniform floating array as a double (exact for float32 and float64).
+static double uniform_as_double(const void* v, Dtype d) {
+    if (d == Dtype::f32) {
+        float f;
+        std::memcpy(&f, v, sizeof f);
+        return f;
+    }
+    double x;
+    std::memcpy(&x, v, sizeof x);
+    return x;
+}
+
 Array Array::clone() const {
+    if (is_uniform() && is_floating(dtype_)) return filled(shape_, dtype_, uniform_as_double(uniform_value(), dtype_));
     Array r(shape_, dtype_);
     if (numel_) std::memcpy(r.raw(), raw(), static_cast<std::size_t>(numel_) * dtype_size(dtype_));
     return r;
@@ -84,6 +167,8 @@ Array Array::clone() const {
 
 Array Array::to(Dtype dtype) const {
     if (dtype == dtype_) return *this;
+    if (is_uniform() && is_floating(dtype_) && is_floating(dtype))
+        return filled(shape_, dtype, uniform_as_double(uniform_value(), dtype_));
     Array r(shape_, dtype);
     detail::dispatch(dtype_, "to", [&]<class S>() {
         detail::dispatch(dtype, "to", [&]<class D>() {

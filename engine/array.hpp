@@ -24,6 +24,10 @@ public:
     Array() = default;
     /// An uninitialised array of the given shape and dtype.
     Array(Shape shape, Dtype dtype);
+    /// An array whose elements all equal `value`. Large ones are filled lazily: no buffer is
+    /// written until someone asks for the data, so kernels that check is_uniform() (the gradient
+    /// of a full reduction, ones_like) read one value instead of a whole array.
+    static Array filled(Shape shape, Dtype dtype, double value);
 
     /// True when the array has a buffer.
     bool defined() const { return storage_ != nullptr; }
@@ -51,6 +55,13 @@ public:
     /// Version of the buffer: bumped by every in-place write through the xgrad API.
     std::uint64_t version() const;
     void bump_version();
+    /// True while the array is a lazily filled constant (see filled()); reading data() keeps it
+    /// uniform, writing through the non-const raw()/data() ends it.
+    bool is_uniform() const;
+    /// Pointer to the one value of a uniform array (of dtype()); nullptr when not uniform.
+    const void* uniform_value() const;
+    /// True when no other Array or Tensor shares this buffer (it may be taken over or written).
+    bool unique() const { return storage_.use_count() == 1; }
     /// True when both arrays use the same buffer.
     bool shares_storage(const Array& other) const { return storage_ == other.storage_; }
 

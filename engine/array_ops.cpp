@@ -65,18 +65,11 @@ Array broadcast_to(const Array& a, const Shape& shape, const char* op) {
         throw ShapeError(std::string(op) + ": cannot broadcast shape " + shape_str(a.shape()) + " to " +
                          shape_str(shape));
     if (a.shape() == shape) return a;
-    Array r(shape, a.dtype());
-    if (a.numel() == 1) {
-        // One value (the gradient of a full reduction): a parallel fill. broadcast_rows would see a
-        // single row here and copy it on one thread with a strided loop.
-        dispatch(a.dtype(), op, [&]<class T>() {
-            const T v = a.data<T>()[0];
-            T* dst = r.data<T>();
-            parallel_for(r.numel(), kGrainCheap,
-                         [&](std::int64_t b, std::int64_t e) { std::fill(dst + b, dst + e, v); });
+    if (a.numel() == 1 && is_floating(a.dtype()))  // the gradient of a full reduction: a lazily filled constant
+        return detail::dispatch_floating(a.dtype(), op, [&]<class T>() {
+            return Array::filled(shape, a.dtype(), static_cast<double>(a.data<T>()[0]));
         });
-        return r;
-    }
+    Array r(shape, a.dtype());
     dispatch(a.dtype(), op, [&]<class T>() {
         const T* src = a.data<T>();
         T* dst = r.data<T>();

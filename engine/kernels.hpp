@@ -206,20 +206,31 @@ void broadcast_rows(const Shape& out, const std::array<const Shape*, N>& in, std
 template <class T, class R, class F>
 void binary_broadcast(const Array& a, const Array& b, Array& out, F f, std::int64_t grain = kGrainCheap) {
     grain = scaled_grain<T>(grain);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    R* po = out.data<R>();
     const std::int64_t n = out.numel();
-    if (a.numel() == n && b.numel() == n) {
+    // A lazily filled constant operand (Array::filled) is read as one value when the other
+    // operand is full-size or one value too; otherwise the general path materialises it.
+    std::int64_t na = a.numel(), nb = b.numel();
+    bool ua = n > 1 && na == n && a.is_uniform(), ub = n > 1 && nb == n && b.is_uniform();
+    if (ua && !(ub || nb == n || nb == 1)) ua = false;
+    if (ub && !(ua || na == n || na == 1)) ub = false;
+    const T* pa = ua ? static_cast<const T*>(a.uniform_value()) : a.data<T>();
+    const T* pb = ub ? static_cast<const T*>(b.uniform_value()) : b.data<T>();
+    if (ua) na = 1;
+    if (ub) nb = 1;
+    R* po = out.data<R>();
+    if (na == 1 && nb == 1 && n > 1) {
+        const R v = f(pa[0], pb[0]);
+        parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) { std::fill(po + s, po + e, v); });
+    } else if (na == n && nb == n) {
         parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
             for (std::int64_t i = s; i < e; ++i) po[i] = f(pa[i], pb[i]);
         });
-    } else if (b.numel() == 1 && a.numel() == n) {
+    } else if (nb == 1 && na == n) {
         const T vb = pb[0];
         parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
             for (std::int64_t i = s; i < e; ++i) po[i] = f(pa[i], vb);
         });
-    } else if (a.numel() == 1 && b.numel() == n) {
+    } else if (na == 1 && nb == n) {
         const T va = pa[0];
         parallel_for(n, grain, [&](std::int64_t s, std::int64_t e) {
             for (std::int64_t i = s; i < e; ++i) po[i] = f(va, pb[i]);

@@ -122,8 +122,10 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
         std::array<bool, N> scalar;
         bool any_scalar = false;
         for (std::size_t j = 0; j < N; ++j) {
-            p[j] = in[j].template data<T>();
-            scalar[j] = in[j].numel() == 1 && n != 1;
+            // A lazily filled constant (the gradient of a sum) is read as one value, never materialised.
+            const bool uniform = in[j].is_uniform() && n != 1;
+            p[j] = uniform ? static_cast<const T*>(in[j].uniform_value()) : in[j].template data<T>();
+            scalar[j] = uniform || (in[j].numel() == 1 && n != 1);
             any_scalar |= scalar[j];
         }
         T* o = out.template data<T>();

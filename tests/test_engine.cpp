@@ -227,4 +227,73 @@ BOOST_AUTO_TEST_CASE(printing) {
     BOOST_TEST(mat.size() < 700u);
 }
 
+BOOST_AUTO_TEST_CASE(filled_arrays_are_lazy_uniform_constants) {
+    const std::int64_t n = 100000;  // 400 KB: above the lazy-fill threshold
+    const Array big = Array::filled({n}, xg::f32, 2.5);
+    BOOST_TEST(big.is_uniform());
+    BOOST_TEST(*static_cast<const float*>(big.uniform_value()) == 2.5f);
+    const float* p = big.data<float>();  // reading materialises and keeps it uniform
+    BOOST_TEST(p[0] == 2.5f);
+    BOOST_TEST(p[n - 1] == 2.5f);
+    BOOST_TEST(big.is_uniform());
+    Array w = big;
+    w.data<float>()[7] = 1.0f;  // a write through the non-const pointer ends uniformity
+    BOOST_TEST(!big.is_uniform());
+    BOOST_TEST(big.data<float>()[7] == 1.0f);
+    const Array small = Array::filled({3}, xg::f64, -1.0);  // small ones are filled at once
+    BOOST_TEST(!small.is_uniform());
+    BOOST_TEST(small.data<double>()[2] == -1.0);
+    // clone and dtype conversion of a uniform array stay uniform and lazy.
+    const Array u = Array::filled({n}, xg::f64, 0.25);
+    BOOST_TEST(u.clone().is_uniform());
+    BOOST_TEST(!u.clone().shares_storage(u));
+    const Array uf = u.to(xg::f32);
+    BOOST_TEST(uf.is_uniform());
+    BOOST_TEST(uf.data<float>()[n - 1] == 0.25f);
+    BOOST_CHECK_EXCEPTION(Array::filled({-1}, xg::f32, 0.0), xg::ValueError, msg_has({"negative"}));
+}
+
+BOOST_AUTO_TEST_CASE(uniform_operands_give_the_same_values_as_materialised_ones) {
+    // The gradient of a sum is a lazily filled constant; every kernel must read it correctly,
+    // alone, against a full operand, and against a broadcast one (where it is materialised).
+    const std::int64_t rows = 300, cols = 200;
+    const Tensor one = xg::tensor({3.0}, {}, xg::f64);
+    const Tensor u = xg::broadcast_to(one, {rows, cols});
+    BOOST_TEST(u.array().is_uniform());
+    const Tensor full = xg::reshape(xg::arange(0, rows * cols, 1, xg::f64), {rows, cols});
+    const Tensor row = xg::arange(0, cols, 1, xg::f64);
+    const auto prod = (u * full).to_vector<double>();
+    const auto sum2 = (u + u).to_vector<double>();
+    const auto brow = (u - row).to_vector<double>();
+    const auto sig = xg::sigmoid_backward(u, full / (rows * cols)).to_vector<double>();
+    for (std::int64_t i = 0; i < rows * cols; i += 997) {
+        BOOST_TEST(prod[i] == 3.0 * i);
+        BOOST_TEST(sum2[i] == 6.0);
+        BOOST_TEST(brow[i] == 3.0 - static_cast<double>(i % cols));
+        const double y = static_cast<double>(i) / (rows * cols);
+        BOOST_TEST(std::abs(sig[i] - 3.0 * y * (1 - y)) < 1e-15);
+    }
+    BOOST_TEST(u.array().is_uniform());  // read as one value, never written
+}
+
+BOOST_AUTO_TEST_CASE(gradients_of_large_sums_are_right_and_not_aliased) {
+    const std::int64_t n = 50000;
+    Tensor a = xg::randn({n}, xg::f32).requires_grad_();
+    Tensor b = xg::randn({n}, xg::f32).requires_grad_();
+    xg::sum(a + b).backward();  // add's rule hands the same gradient to both inputs
+    BOOST_TEST(!a.grad().array().shares_storage(b.grad().array()));
+    Array ga = a.grad().array();
+    ga.data<float>()[0] = 5.0f;
+    BOOST_TEST(b.grad().to_vector<float>()[0] == 1.0f);
+    BOOST_TEST(a.grad().to_vector<float>()[n - 1] == 1.0f);
+    Tensor x = xg::randn({n}, xg::f32).requires_grad_();
+    xg::sum(xg::sigmoid(x)).backward();
+    xg::sum(xg::sigmoid(x)).backward();  // accumulates: twice sigmoid'
+    const auto xv = x.to_vector<float>(), gv = x.grad().to_vector<float>();
+    for (std::int64_t i = 0; i < n; i += 4999) {
+        const double s = 1 / (1 + std::exp(-static_cast<double>(xv[i])));
+        BOOST_TEST(std::abs(gv[i] - 2 * s * (1 - s)) < 1e-6);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
