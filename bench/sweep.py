@@ -87,7 +87,7 @@ def panel(x0, y0, w, h, title, xlabel, ylabel, series, log_y=False):
         ly1 = ly1 if ly1 > ly0 else ly0 + 1
     else:
         ly0, ly1 = 0.0, max(ys) * 1.1
-    left, right, top, bottom = x0 + 60, x0 + w - 10, y0 + 30, y0 + h - 45
+    left, right, top, bottom = x0 + 60, x0 + w - 25, y0 + 30, y0 + h - 45
 
     def px(x):
         return left + (math.log10(x) - lx0) / (lx1 - lx0) * (right - left)
@@ -100,7 +100,8 @@ def panel(x0, y0, w, h, title, xlabel, ylabel, series, log_y=False):
          f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#888"/>']
     for x in sorted(set(xs)):
         s.append(f'<line x1="{px(x):.1f}" y1="{bottom}" x2="{px(x):.1f}" y2="{bottom + 4}" stroke="#888"/>')
-        s.append(f'<text x="{px(x):.1f}" y="{bottom + 16}" text-anchor="middle" font-size="10">{x:g}</text>')
+        label = f"1e{round(math.log10(x))}" if x >= 1e4 and math.log10(x).is_integer() else f"{x:g}"
+        s.append(f'<text x="{px(x):.1f}" y="{bottom + 16}" text-anchor="middle" font-size="10">{label}</text>')
     ticks = [10 ** e for e in range(int(ly0), int(ly1) + 1)] if log_y else [ly1 * k / 5 for k in range(6)]
     for t in ticks:
         s.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{right}" y2="{py(t):.1f}" stroke="#eee"/>')

@@ -20,9 +20,22 @@ out=build/bench/results
 rm -rf "$out" && mkdir -p "$out"
 workloads=("$@")
 ((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP BRANCH)
-((sweep)) && workloads=(SWEEP)
 echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores; xgrad: TBB threads as listed," \
      "OpenBLAS single-threaded inside TBB tasks; LibTorch: at::set_num_threads as listed"
+if ((sweep)); then
+  # One process per point, so that each peak resident memory is the point's own.
+  for bin in xgrad torch; do
+    exe=build/bench/bench/${bin}_bench
+    [[ -x "$exe" ]] || continue
+    i=0
+    while read -r name; do
+      "$exe" --benchmark_filter="^${name}\$" --benchmark_out="$out/${bin}_SWEEP_$((i++)).json" \
+        --benchmark_out_format=json >/dev/null
+    done < <("$exe" --benchmark_list_tests --benchmark_filter='^SWEEP_')
+  done
+  python3 bench/sweep.py "$out" "${trial[@]}"
+  exit 0
+fi
 for w in "${workloads[@]}"; do
   build/bench/bench/xgrad_bench --benchmark_filter="^${w}_" --benchmark_out="$out/xgrad_$w.json" \
     --benchmark_out_format=json >/dev/null
@@ -31,8 +44,4 @@ for w in "${workloads[@]}"; do
       --benchmark_out_format=json >/dev/null
   fi
 done
-if ((sweep)); then
-  python3 bench/sweep.py "$out" "${trial[@]}"
-else
-  python3 bench/table.py "$out"
-fi
+python3 bench/table.py "$out"
