@@ -282,10 +282,13 @@ bool needs_record(std::initializer_list<std::reference_wrapper<const Tensor>> in
 Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
                       bool save_output) {
     node->inputs_.resize(n);
-    // Work estimate of the rule (elements read and written) and where heavy branches meet: decides,
-    // at no cost per pass, whether a backward through this node may run branches concurrently.
+    // Work estimate of the rule (elements read and written) and where separate heavy work meets:
+    // decides, at no cost per pass, whether a backward through this node may run branches
+    // concurrently. Inputs lead to separate heavy work when their nearest heavy nodes differ (a
+    // diamond over one heavy node, as in x - logsumexp(x), is no fork).
     std::int64_t cost = value.numel();
-    const Node* first_heavy = nullptr;
+    std::uint64_t top = 0;
+    bool fork = false;
     for (std::size_t i = 0; i < n; ++i) {
         const Tensor& t = *inputs[i];
         Node::Input& in = node->inputs_[i];
@@ -296,19 +299,21 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         if (t.shape() != value.shape()) in.own_shape = std::make_unique<const Shape>(t.shape());
         if (const Node* c = in.fn.get()) {
             node->fork_ |= c->fork_;
-            if (c->heavy_) {
-                if (first_heavy && first_heavy != c) node->fork_ = true;
-                if (!first_heavy) first_heavy = c;
+            if (c->heavy_top_) {
+                if (top && top != c->heavy_top_) fork = true;
+                if (!top) top = c->heavy_top_;
             }
         }
     }
-    node->heavy_ = first_heavy || cost >= g_heavy_cost.load(std::memory_order_relaxed);
     // Above every input's number (also for inputs recorded on other threads): see run().
     std::uint64_t seq = t_sequence;
     for (const auto& in : node->inputs_)
         if (in.fn && in.fn->sequence_nr_ >= seq) seq = in.fn->sequence_nr_ + 1;
     node->sequence_nr_ = seq;
     t_sequence = seq + 1;
+    node->fork_ |= fork;
+    node->heavy_top_ = fork || cost >= g_heavy_cost.load(std::memory_order_relaxed) ? seq + 1 : top;
+    node->heavy_ = node->heavy_top_ != 0;
     if (t_anomaly) node->extras().creation_frames = capture_frames();
     auto impl = detail::make_pooled<TensorImpl>();
     impl->value = std::move(value);
@@ -757,12 +762,15 @@ private:
 // Worth running branches concurrently: heavy work on two sides of a fork, more than one thread.
 bool use_concurrent_pass(const std::vector<std::shared_ptr<Node>>& roots) {
     bool fork = false;
-    int heavy = 0;
+    std::uint64_t top = 0;
     for (const auto& r : roots) {
         fork |= r->fork_;
-        heavy += r->heavy_;
+        if (r->heavy_top_) {
+            fork |= top && top != r->heavy_top_;
+            top = r->heavy_top_;
+        }
     }
-    if (!fork && heavy < 2) return false;
+    if (!fork) return false;
     return g_concurrent.load(std::memory_order_relaxed) && !t_in_concurrent_pass && get_num_threads() > 1;
 }
 

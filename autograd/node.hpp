@@ -130,7 +130,8 @@ public:
     bool is_accumulator_ = false;
     bool has_hooks_ = false;        // extras: pre_hooks or retain_target is set
     bool heavy_ = false;            // this node or one below it does enough work to be worth a task of its own
-    bool fork_ = false;             // at or below this node, one node has two inputs with heavy work below each
+    bool fork_ = false;             // at or below this node, two inputs of a node lead to separate heavy work
+    std::uint64_t heavy_top_ = 0;   // 1 + sequence number of the nearest heavy node or fork at or below (0: none)
     std::uint32_t pass_index_ = 0;  // concurrent pass: index of this node's slot
 
     // Recording state.

@@ -112,6 +112,22 @@ BOOST_AUTO_TEST_CASE(small_graphs_stay_on_the_single_threaded_pass) {
     BOOST_TEST(w.grad().defined());
 }
 
+BOOST_AUTO_TEST_CASE(a_diamond_over_one_heavy_node_is_no_fork) {
+    ThreadScope scope(2);
+    xg::detail::set_heavy_node_cost(27000);  // a 96^3 matmul (27,648 elements) is heavy, unary ops are not
+    Net net;
+    auto before = xg::detail::concurrent_pass_count();
+    // Two light paths from one heavy node (as in x - logsumexp(x)): nothing to run side by side.
+    auto m = xg::matmul(net.x, net.w);
+    xg::sum(xg::sigmoid(m) - xg::sum(m, {1}, true)).backward();
+    BOOST_TEST(xg::detail::concurrent_pass_count() == before);
+    BOOST_TEST(net.w.grad().defined());
+    // Heavy work on both sides: concurrent.
+    before = xg::detail::concurrent_pass_count();
+    xg::sum(xg::matmul(xg::tanh(xg::matmul(net.x, net.w)), net.a) + xg::matmul(net.x, net.b)).backward();
+    BOOST_TEST(xg::detail::concurrent_pass_count() == before + 1);
+}
+
 BOOST_AUTO_TEST_CASE(hooks_and_retain_grad_work_in_both_branches) {
     auto run = [](int threads) {
         ThreadScope scope(threads);
