@@ -166,7 +166,10 @@ struct MlpStep {
 void W1_mlp_step(benchmark::State& state) {
     configure(state, 0);
     MlpStep w1(128, 512, 256);
+    const auto before = xg::detail::concurrent_pass_count();
     for (auto _ : state) w1.step();
+    // A chain: 0 (the single-threaded backward pass).
+    state.counters["concurrent_passes"] = static_cast<double>(xg::detail::concurrent_pass_count() - before);
     report_peak_rss(state);
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
