@@ -6,6 +6,8 @@
 #include <elf.h>
 #include <execinfo.h>
 #include <link.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,10 +16,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "../engine/array_ops.hpp"
 #include "../engine/kernels.hpp"
+#include "../engine/parallel.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/shape_ops.hpp"
 #include "grad.hpp"
@@ -207,6 +211,7 @@ void detail::check_forward_anomaly(const char* op, const Array& value, const Ten
 
 // --- recording ------------------------------------------------------------------------------------
 namespace {
+std::atomic<std::int64_t> g_heavy_cost{detail::kHeavyNodeCost};
 
 // Accumulates the gradient of a leaf into its .grad. Holds the leaf weakly: a leaf's .grad may
 // hold a graph (create_graph) that reaches this node, and a dead leaf needs no gradient.
@@ -277,13 +282,28 @@ bool needs_record(std::initializer_list<std::reference_wrapper<const Tensor>> in
 Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
                       bool save_output) {
     node->inputs_.resize(n);
+    // Work estimate of the rule (elements read and written) and where separate heavy work meets:
+    // decides, at no cost per pass, whether a backward through this node may run branches
+    // concurrently. Inputs lead to separate heavy work when their nearest heavy nodes differ (a
+    // diamond over one heavy node, as in x - logsumexp(x), is no fork).
+    std::int64_t cost = value.numel();
+    std::uint64_t top = 0;
+    bool fork = false;
     for (std::size_t i = 0; i < n; ++i) {
         const Tensor& t = *inputs[i];
         Node::Input& in = node->inputs_[i];
         if (!t.defined()) continue;
+        cost += t.numel();
         in.fn = gradient_edge(t.impl());
         in.dtype = t.dtype();
         if (t.shape() != value.shape()) in.own_shape = std::make_unique<const Shape>(t.shape());
+        if (const Node* c = in.fn.get()) {
+            node->fork_ |= c->fork_;
+            if (c->heavy_top_) {
+                if (top && top != c->heavy_top_) fork = true;
+                if (!top) top = c->heavy_top_;
+            }
+        }
     }
     // Above every input's number (also for inputs recorded on other threads): see run().
     std::uint64_t seq = t_sequence;
@@ -291,6 +311,9 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         if (in.fn && in.fn->sequence_nr_ >= seq) seq = in.fn->sequence_nr_ + 1;
     node->sequence_nr_ = seq;
     t_sequence = seq + 1;
+    node->fork_ |= fork;
+    node->heavy_top_ = fork || cost >= g_heavy_cost.load(std::memory_order_relaxed) ? seq + 1 : top;
+    node->heavy_ = node->heavy_top_ != 0;
     if (t_anomaly) node->extras().creation_frames = capture_frames();
     auto impl = detail::make_pooled<TensorImpl>();
     impl->value = std::move(value);
@@ -501,6 +524,260 @@ void mark_needed(const std::vector<std::shared_ptr<Node>>& roots, std::uint64_t 
     }
 }
 
+// --- one node of a pass ---------------------------------------------------------------------------
+std::atomic<bool> g_concurrent{true};
+std::atomic<std::uint64_t> g_concurrent_passes{0};
+thread_local bool t_in_concurrent_pass = false;  // this thread runs a task of a concurrent pass
+std::recursive_mutex g_hook_mutex;
+
+// Hooks are user code: in a concurrent pass they run one at a time, isolated so that the thread
+// holding the lock does not pick up another node's task (which may wait for the same lock).
+Tensor run_hooks_guarded(const std::vector<std::function<Tensor(const Tensor&)>>& hooks, Tensor g, const Node& node,
+                         bool concurrent) {
+    if (!concurrent) return run_hooks(hooks, std::move(g), node);
+    std::lock_guard<std::recursive_mutex> lock(g_hook_mutex);
+    return tbb::this_task_arena::isolate([&] { return run_hooks(hooks, std::move(g), node); });
+}
+
+// Runs one node on its summed gradient g: hooks, retain_grad, grad() capture, the leaf's .grad or
+// the rule with its checks. Calls send(i, gradient) for each input that receives a gradient, in
+// input order, after conforming it to the input's shape and dtype.
+template <class Send>
+void process_node(Node* node, Tensor g, bool owned, const BackwardTask& task, bool concurrent, Send&& send) {
+    const bool capture_mode = task.captured != nullptr;
+    const bool create_graph = task.create_graph;
+    if (node->is_accumulator_) {
+        std::shared_ptr<TensorImpl> leaf = node->leaf();
+        if (leaf && leaf->leaf_state && !leaf->leaf_state->hooks.empty()) {
+            g = run_hooks_guarded(leaf->leaf_state->hooks, std::move(g), *node, concurrent);
+            owned = false;
+        }
+        if (node->is_capture_)
+            for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
+                if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
+        if (capture_mode || !leaf) return;
+        if (create_graph) {
+            leaf->grad = leaf->grad.defined() ? add(leaf->grad, g) : g;
+        } else {
+            // A new .grad must not share its buffer with anything else (a rule may have passed
+            // the same gradient to several inputs, or it is the caller's grad_output).
+            // A gradient nobody else holds (a rule's fresh result) is taken over without a copy.
+            const bool sole = g.impl().use_count() == 1 && g.array().unique();
+            Tensor gg = (owned || sole) && !g.requires_grad() ? std::move(g) : Tensor(g.array().clone());
+            leaf->grad = leaf->grad.defined() ? add(leaf->grad, gg) : std::move(gg);
+        }
+        return;
+    }
+
+    if (node->has_hooks_) {
+        if (!node->extras_->pre_hooks.empty())
+            g = run_hooks_guarded(node->extras_->pre_hooks, std::move(g), *node, concurrent);
+        if (!capture_mode)
+            if (auto target = node->extras_->retain_target.lock()) {
+                Tensor gg = create_graph ? g : Tensor(g.array().clone());
+                target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
+            }
+    }
+    if (node->is_capture_) {
+        for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
+            if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
+        bool below = false;
+        for (const auto& in : node->inputs_) below |= in.fn && in.fn->needed_;
+        if (!below) return;
+    }
+
+    // The inputs' nodes are touched right after the rule: start loading them now.
+    for (const auto& in : node->inputs_) __builtin_prefetch(in.fn.get());
+    std::vector<Tensor> grads = node->apply(g);
+    if (!task.retain_graph) node->release();
+    if (grads.size() != node->inputs_.size())
+        throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) + " gradients for " +
+                         std::to_string(node->inputs_.size()) + " inputs");
+    if (t_anomaly && !has_nonfinite(g.array()))
+        for (std::size_t i = 0; i < grads.size(); ++i)
+            if (grads[i].defined() && has_nonfinite(grads[i].array())) {
+                const std::string trace = node->creation_trace();
+                throw ValueError(node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
+                                 std::to_string(i) + " of shape " + shape_str(grads[i].shape()) +
+                                 "); the op was created at:\n" +
+                                 (trace.empty() ? "    (created outside anomaly mode)\n" : trace));
+            }
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        Node::Input& in = node->inputs_[i];
+        if (!in.fn || !grads[i].defined() || (capture_mode && !in.fn->needed_)) continue;
+        send(i, conform(std::move(grads[i]), in, g.shape(), *node, i));
+    }
+}
+
+// --- concurrent pass --------------------------------------------------------------------------------
+// Used when the graph has heavy work on two sides of a fork (see Node::fork_) and more than one
+// thread is allowed. A pre-pass counts, for every node, the edges it receives from nodes of the
+// pass; a node is ready when they have all run. Independent ready nodes with heavy work run in
+// their own TBB tasks, light ones continue in the task that made them ready. Each gradient sent
+// to a node is kept with its sender's sequence number and input index, and summed when the node
+// is ready in the order a single-threaded pass adds them (newest sender first, then input order),
+// so the sums are bit-identical whatever the thread count or the schedule.
+class ConcurrentPass {
+public:
+    ConcurrentPass(const BackwardTask& task, std::vector<Node*>& discovered, std::uint64_t epoch)
+        : task_(task),
+          nodes_(discovered),
+          epoch_(epoch),
+          capture_mode_(task.captured != nullptr),
+          anomaly_(t_anomaly) {}
+
+    void run(const std::vector<std::shared_ptr<Node>>& roots) {
+        std::vector<Node*> stack;
+        auto visit = [&](Node* n) {
+            if (n->visit_epoch_ == epoch_) return;
+            n->visit_epoch_ = epoch_;
+            n->pass_index_ = static_cast<std::uint32_t>(nodes_.size());
+            nodes_.push_back(n);
+            stack.push_back(n);
+        };
+        for (const auto& r : roots)
+            if (!capture_mode_ || r->needed_) visit(r.get());
+        while (!stack.empty()) {
+            Node* n = stack.back();
+            stack.pop_back();
+            for (const auto& in : n->inputs_)
+                if (Node* c = in.fn.get(); c && (!capture_mode_ || c->needed_)) visit(c);
+        }
+        slots_.resize(nodes_.size());
+        for (Node* n : nodes_)
+            for (const auto& in : n->inputs_)
+                if (Node* c = in.fn.get(); c && (!capture_mode_ || c->needed_)) ++slots_[c->pass_index_].deps;
+        for (std::size_t i = 0; i < roots.size(); ++i)
+            if (!capture_mode_ || roots[i]->needed_)
+                slots_[roots[i]->pass_index_].in.push_back(
+                    {UINT64_MAX, static_cast<std::uint32_t>(i), Tensor(task_.root_grads[i])});
+
+        std::vector<Node*> ready;
+        for (Node* n : nodes_)
+            if (slots_[n->pass_index_].deps == 0) ready.push_back(n);  // only roots: the rest have senders
+        for (std::size_t i = 1; i < ready.size(); ++i) group_.run([this, n = ready[i]] { execute(n); });
+        if (!ready.empty()) execute(ready[0]);
+        group_.wait();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    struct Contribution {
+        std::uint64_t seq;   // sequence number of the sender (UINT64_MAX: a root's grad_output)
+        std::uint32_t slot;  // input index at the sender (roots: the root's index)
+        Tensor grad;
+    };
+    struct Slot {
+        std::uint32_t deps = 0;  // edges from nodes of the pass that have not run yet
+        std::vector<Contribution> in;
+    };
+
+    // Runs `start` and then, in this task, the nodes it makes ready (heavy ones beyond the first
+    // are handed to new tasks).
+    void execute(Node* start) {
+        // A TBB worker starts with the default thread state: take the caller's.
+        struct ThreadState {
+            bool anomaly, in_pass;
+            ThreadState(bool a) : anomaly(t_anomaly), in_pass(t_in_concurrent_pass) {
+                t_anomaly = a;
+                t_in_concurrent_pass = true;
+            }
+            ~ThreadState() {
+                t_anomaly = anomaly;
+                t_in_concurrent_pass = in_pass;
+            }
+        } state(anomaly_);
+        std::optional<NoGradGuard> no_grad;
+        std::optional<EnableGradGuard> enable_grad;
+        if (task_.create_graph)
+            enable_grad.emplace();
+        else
+            no_grad.emplace();
+
+        std::vector<Node*> local{start}, ready;
+        std::vector<std::pair<std::size_t, Tensor>> sent;
+        while (!local.empty() && !failed_.load(std::memory_order_relaxed)) {
+            Node* node = local.back();
+            local.pop_back();
+            sent.clear();
+            try {
+                // Every sender has run: this task alone touches the node's slot and buffer now.
+                std::vector<Contribution> in = std::move(slots_[node->pass_index_].in);
+                std::sort(in.begin(), in.end(), [](const Contribution& a, const Contribution& b) {
+                    return a.seq != b.seq ? a.seq > b.seq : a.slot < b.slot;
+                });
+                for (auto& c : in) accumulate(*node, std::move(c.grad), task_.create_graph);
+                in.clear();
+                Tensor g = std::move(node->grad_buffer_);
+                node->grad_buffer_ = Tensor();
+                const bool owned = node->buffer_owned_;
+                node->buffer_owned_ = false;
+                if (g.defined())
+                    process_node(node, std::move(g), owned, task_, true,
+                                 [&](std::size_t i, Tensor&& gi) { sent.emplace_back(i, std::move(gi)); });
+            } catch (...) {
+                fail(node, std::current_exception());
+                return;
+            }
+            ready.clear();
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                for (auto& [i, gi] : sent)
+                    slots_[node->inputs_[i].fn->pass_index_].in.push_back(
+                        {node->sequence_nr_, static_cast<std::uint32_t>(i), std::move(gi)});
+                for (const auto& in : node->inputs_)
+                    if (Node* c = in.fn.get(); c && (!capture_mode_ || c->needed_))
+                        if (--slots_[c->pass_index_].deps == 0) ready.push_back(c);
+            }
+            bool kept_heavy = false;
+            for (Node* c : ready) {
+                if (c->heavy_ && kept_heavy) {
+                    group_.run([this, c] { execute(c); });
+                } else {
+                    kept_heavy |= c->heavy_;
+                    local.push_back(c);
+                }
+            }
+        }
+    }
+
+    // Keeps the error of the newest failing node (the one a single-threaded pass meets first).
+    void fail(Node* node, std::exception_ptr e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_ || node->sequence_nr_ > error_seq_) {
+            error_ = std::move(e);
+            error_seq_ = node->sequence_nr_;
+        }
+        failed_.store(true, std::memory_order_relaxed);
+    }
+
+    const BackwardTask& task_;
+    std::vector<Node*>& nodes_;
+    std::uint64_t epoch_;
+    bool capture_mode_, anomaly_;
+    std::vector<Slot> slots_;
+    std::mutex mutex_;
+    std::atomic<bool> failed_{false};
+    std::exception_ptr error_;
+    std::uint64_t error_seq_ = 0;
+    tbb::task_group group_;
+};
+
+// Worth running branches concurrently: heavy work on two sides of a fork, more than one thread.
+bool use_concurrent_pass(const std::vector<std::shared_ptr<Node>>& roots) {
+    bool fork = false;
+    std::uint64_t top = 0;
+    for (const auto& r : roots) {
+        fork |= r->fork_;
+        if (r->heavy_top_) {
+            fork |= top && top != r->heavy_top_;
+            top = r->heavy_top_;
+        }
+    }
+    if (!fork) return false;
+    return g_concurrent.load(std::memory_order_relaxed) && !t_in_concurrent_pass && get_num_threads() > 1;
+}
+
 // The pass. Every edge goes from a node to an older one (record() gives a node a sequence number
 // above its inputs'), so running the newest discovered node first is a topological order: when a
 // node runs, every node that can still send it a gradient is newer and has already run. No
@@ -545,6 +822,13 @@ void run(BackwardTask& task) {
         mark_needed(root_nodes, epoch - 1, scratch->frames);
     }
 
+    if (use_concurrent_pass(root_nodes)) {
+        g_concurrent_passes.fetch_add(1, std::memory_order_relaxed);
+        ConcurrentPass(task, discovered, epoch).run(root_nodes);
+        cleanup.done = true;
+        return;
+    }
+
     auto later_first = [](const Node* a, const Node* b) { return a->sequence_nr_ < b->sequence_nr_; };
     auto discover = [&](Node* n) {
         if (n->visit_epoch_ == epoch) return;
@@ -573,72 +857,14 @@ void run(BackwardTask& task) {
         heap.pop_back();
         Tensor g = std::move(node->grad_buffer_);
         node->grad_buffer_ = Tensor();
-        bool owned = node->buffer_owned_;
+        const bool owned = node->buffer_owned_;
         node->buffer_owned_ = false;
         if (!g.defined()) continue;  // every gradient sent here was undefined
-
-        if (node->is_accumulator_) {
-            std::shared_ptr<TensorImpl> leaf = node->leaf();
-            if (leaf && leaf->leaf_state && !leaf->leaf_state->hooks.empty()) {
-                g = run_hooks(leaf->leaf_state->hooks, std::move(g), *node);
-                owned = false;
-            }
-            if (node->is_capture_)
-                for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
-                    if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
-            if (capture_mode || !leaf) continue;
-            if (create_graph) {
-                leaf->grad = leaf->grad.defined() ? add(leaf->grad, g) : g;
-            } else {
-                // A new .grad must not share its buffer with anything else (a rule may have passed
-                // the same gradient to several inputs, or it is the caller's grad_output).
-                // A gradient nobody else holds (a rule's fresh result) is taken over without a copy.
-                const bool sole = g.impl().use_count() == 1 && g.array().unique();
-                Tensor gg = (owned || sole) && !g.requires_grad() ? std::move(g) : Tensor(g.array().clone());
-                leaf->grad = leaf->grad.defined() ? add(leaf->grad, gg) : std::move(gg);
-            }
-            continue;
-        }
-
-        if (node->has_hooks_) {
-            if (!node->extras_->pre_hooks.empty()) g = run_hooks(node->extras_->pre_hooks, std::move(g), *node);
-            if (!capture_mode)
-                if (auto target = node->extras_->retain_target.lock()) {
-                    Tensor gg = create_graph ? g : Tensor(g.array().clone());
-                    target->grad = target->grad.defined() ? add(target->grad, gg) : gg;
-                }
-        }
-        if (node->is_capture_) {
-            for (std::size_t k = 0; k < task.capture_nodes.size(); ++k)
-                if (task.capture_nodes[k].get() == node) (*task.captured)[k] = g;
-            bool below = false;
-            for (const auto& in : node->inputs_) below |= in.fn && in.fn->needed_;
-            if (!below) continue;
-        }
-
-        // The inputs' nodes are touched right after the rule: start loading them now.
-        for (const auto& in : node->inputs_) __builtin_prefetch(in.fn.get());
-        std::vector<Tensor> grads = node->apply(g);
-        if (!task.retain_graph) node->release();
-        if (grads.size() != node->inputs_.size())
-            throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) + " gradients for " +
-                             std::to_string(node->inputs_.size()) + " inputs");
-        if (t_anomaly && !has_nonfinite(g.array()))
-            for (std::size_t i = 0; i < grads.size(); ++i)
-                if (grads[i].defined() && has_nonfinite(grads[i].array())) {
-                    const std::string trace = node->creation_trace();
-                    throw ValueError(
-                        node->name() + ": backward produced NaN or inf from a finite gradient (for input " +
-                        std::to_string(i) + " of shape " + shape_str(grads[i].shape()) + "); the op was created at:\n" +
-                        (trace.empty() ? "    (created outside anomaly mode)\n" : trace));
-                }
-        for (std::size_t i = 0; i < grads.size(); ++i) {
-            Node::Input& in = node->inputs_[i];
-            if (!in.fn || !grads[i].defined() || (capture_mode && !in.fn->needed_)) continue;
-            Tensor gi = conform(std::move(grads[i]), in, g.shape(), *node, i);
-            discover(in.fn.get());
-            accumulate(*in.fn, std::move(gi), create_graph);
-        }
+        process_node(node, std::move(g), owned, task, false, [&](std::size_t i, Tensor&& gi) {
+            Node* c = node->inputs_[i].fn.get();
+            discover(c);
+            accumulate(*c, std::move(gi), create_graph);
+        });
     }
     cleanup.done = true;
 }
@@ -653,6 +879,16 @@ Tensor default_grad(const Tensor& out, const char* op, std::size_t index) {
 }
 
 }  // namespace
+
+std::int64_t detail::heavy_node_cost() { return g_heavy_cost.load(); }
+
+void detail::set_heavy_node_cost(std::int64_t elements) { g_heavy_cost.store(elements); }
+
+std::uint64_t detail::concurrent_pass_count() { return g_concurrent_passes.load(); }
+
+void set_concurrent_backward(bool enabled) { g_concurrent.store(enabled); }
+
+bool is_concurrent_backward() { return g_concurrent.load(); }
 
 void Tensor::backward(const Tensor& grad_output, bool retain_graph, bool create_graph) const {
     if (!defined()) throw ValueError("backward: the tensor is undefined");

@@ -38,6 +38,15 @@ std::pair<Tensor, Tensor> hvp(const std::function<Tensor(const Tensor&)>& func, 
 /// notes, edges from inputs to the ops that use them (numbered for ops with several inputs).
 std::string to_dot(const Tensor& root);
 
+/// Lets one backward pass run independent branches of the graph concurrently in TBB tasks when
+/// each holds enough work (on by default; takes effect with more than one thread). Gradients that
+/// reach a tensor from several branches are summed in the same fixed order as in a single-threaded
+/// pass, so results are bit-identical at any thread count. Rules and hooks of different branches
+/// may then run on different threads at once (hooks are serialised with each other).
+void set_concurrent_backward(bool enabled);
+/// Whether concurrent branches are enabled (see set_concurrent_backward).
+bool is_concurrent_backward();
+
 /// True while anomaly mode is on (thread-local).
 bool is_anomaly_enabled();
 /// RAII: anomaly mode for its scope. The first op whose forward or backward produces NaN or inf

@@ -23,6 +23,16 @@ void* pool_alloc(std::size_t bytes);
 /// Returns a block from pool_alloc (with the same size) to the calling thread's free list.
 void pool_free(void* p, std::size_t bytes) noexcept;
 
+/// Default work estimate (elements an op's output and inputs hold) from which a node is worth a
+/// task of its own when backward runs independent branches concurrently (see set_concurrent_backward).
+/// Measured (BRANCH_threshold, 2 threads): two chains of 96^3 matmuls (27,648 elements per node)
+/// lose 15% run concurrently, of 128^3 (49,152) gain 26%.
+inline constexpr std::int64_t kHeavyNodeCost = std::int64_t(1) << 15;
+/// The threshold in use (kHeavyNodeCost unless changed); it is applied when a node is recorded.
+std::int64_t heavy_node_cost();
+/// Changes the threshold for nodes recorded from now on (benchmarks measure it with this).
+void set_heavy_node_cost(std::int64_t elements);
+
 /// A std allocator over pool_alloc, for std::allocate_shared.
 template <class T>
 struct PoolAllocator {
@@ -120,7 +130,11 @@ public:
     bool needed_ = false;            // grad(): a captured node is at or below this one
     bool is_capture_ = false;        // grad(): this node's gradient is returned
     bool is_accumulator_ = false;
-    bool has_hooks_ = false;  // extras: pre_hooks or retain_target is set
+    bool has_hooks_ = false;        // extras: pre_hooks or retain_target is set
+    bool heavy_ = false;            // this node or one below it does enough work to be worth a task of its own
+    bool fork_ = false;             // at or below this node, two inputs of a node lead to separate heavy work
+    std::uint64_t heavy_top_ = 0;   // 1 + sequence number of the nearest heavy node or fork at or below (0: none)
+    std::uint32_t pass_index_ = 0;  // concurrent pass: index of this node's slot
 
     // Recording state.
     detail::InlineVec<Input, 2> inputs_;
@@ -200,6 +214,9 @@ protected:
 private:
     std::optional<R> rule_;
 };
+
+/// Number of backward passes that ran branches concurrently so far (for tests and benchmarks).
+std::uint64_t concurrent_pass_count();
 
 /// Anomaly mode's check of a forward result (throws ValueError naming op).
 void check_forward_anomaly(const char* op, const Array& value, const Tensor* const* inputs, std::size_t n);

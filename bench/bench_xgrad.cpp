@@ -1,7 +1,10 @@
 // xgrad side of the benchmark suite. Workload names match bench_torch.cpp so the table can pair them.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <cmath>
+#include <cstdio>
 #include <xgrad/nn/layers.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
@@ -14,6 +17,21 @@ void report_peak_rss(benchmark::State& state) {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     state.counters["peak_rss_MB"] = static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// Current resident memory of this process (from /proc/self/statm), in MB.
+double current_rss_mb() {
+    long pages_total = 0, pages_resident = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+        std::fclose(f);
+    }
+    return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+double peak_rss_mb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
 void configure(benchmark::State& state, int threads_arg) {
@@ -86,7 +104,7 @@ void GEMM_1024(benchmark::State& state) {
     state.counters["GFLOPS"] = benchmark::Counter(2.0 * 1024 * 1024 * 1024 * state.iterations(),
                                                   benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // W2: y = act(x); y.sum().backward() on 4M float32. range(0) = threads.
 template <class F>
@@ -109,30 +127,153 @@ void W2_tanh(benchmark::State& s) {
 void W2_relu(benchmark::State& s) {
     activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::relu(x); });
 }
+void W2_gelu(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::gelu(x); });
+}
+void W2_silu(benchmark::State& s) {
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::silu(x); });
+}
 BENCHMARK(W2_sigmoid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
-// W1: MLP 784-512-256-10 training step (ReLU, batch 128, float32, cross-entropy, SGD momentum 0.9).
-void W1_mlp_step(benchmark::State& state) {
-    configure(state, 0);
-    xg::manual_seed(0);
-    auto model = std::make_shared<xg::nn::Sequential>(std::initializer_list<std::shared_ptr<xg::nn::Module>>{
-        std::make_shared<xg::nn::Linear>(784, 512), std::make_shared<xg::nn::Activation>("relu"),
-        std::make_shared<xg::nn::Linear>(512, 256), std::make_shared<xg::nn::Activation>("relu"),
-        std::make_shared<xg::nn::Linear>(256, 10)});
-    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
-    auto x = xg::randn({128, 784});
-    auto y = xg::randint(0, 10, {128});
-    for (auto _ : state) {
-        opt.zero_grad();
+// W1: MLP 784-h1-h2-10 training step (ReLU, float32, cross-entropy, SGD momentum 0.9).
+struct MlpStep {
+    std::shared_ptr<xg::nn::Sequential> model;
+    std::unique_ptr<xg::nn::SGD> opt;
+    xg::Tensor x, y;
+    MlpStep(std::int64_t batch, std::int64_t h1, std::int64_t h2) {
+        xg::manual_seed(0);
+        model = std::make_shared<xg::nn::Sequential>(std::initializer_list<std::shared_ptr<xg::nn::Module>>{
+            std::make_shared<xg::nn::Linear>(784, h1), std::make_shared<xg::nn::Activation>("relu"),
+            std::make_shared<xg::nn::Linear>(h1, h2), std::make_shared<xg::nn::Activation>("relu"),
+            std::make_shared<xg::nn::Linear>(h2, 10)});
+        opt = std::make_unique<xg::nn::SGD>(model->parameters(), xg::nn::SGDOptions{.lr = 0.01, .momentum = 0.9});
+        x = xg::randn({batch, 784});
+        y = xg::randint(0, 10, {batch});
+    }
+    void step() {
+        opt->zero_grad();
         auto loss = xg::nn::cross_entropy(model->forward(x), y);
         loss.backward();
-        opt.step();
+        opt->step();
     }
+};
+
+// W1 at batch 128, 784-512-256-10. range(0) = threads.
+void W1_mlp_step(benchmark::State& state) {
+    configure(state, 0);
+    MlpStep w1(128, 512, 256);
+    const auto before = xg::detail::concurrent_pass_count();
+    for (auto _ : state) w1.step();
+    // A chain: 0 (the single-threaded backward pass).
+    state.counters["concurrent_passes"] = static_cast<double>(xg::detail::concurrent_pass_count() - before);
     report_peak_rss(state);
 }
 BENCHMARK(W1_mlp_step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// Memory growth over W1 steps: resident memory (current and peak) after 10 and after 1,000 steps.
+// The timing is of the 1,000 steps. range(0) = threads.
+void W1_memory(benchmark::State& state) {
+    configure(state, 0);
+    MlpStep w1(128, 512, 256);
+    for (auto _ : state) {
+        for (int i = 0; i < 10; ++i) w1.step();
+        state.counters["rss_10_MB"] = current_rss_mb();
+        state.counters["peak_10_MB"] = peak_rss_mb();
+        for (int i = 10; i < 1000; ++i) w1.step();
+        state.counters["rss_1000_MB"] = current_rss_mb();
+        state.counters["peak_1000_MB"] = peak_rss_mb();
+    }
+    state.counters["growth_MB"] = state.counters["rss_1000_MB"].value - state.counters["rss_10_MB"].value;
+    report_peak_rss(state);
+}
+BENCHMARK(W1_memory)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// Scale sweep of W1 (784-h-h-10): range(0) = batch, range(1) = hidden width h, range(2) = threads.
+// GFLOPS counts the GEMMs of forward and backward (no input gradient at the first layer).
+double mlp_step_flops(double b, double h) {
+    const double fwd = 2 * b * (784 * h + h * h + h * 10);
+    return 2 * fwd + 2 * b * (h * h + h * 10);
+}
+void SWEEP_W1(benchmark::State& state) {
+    configure(state, 2);
+    const std::int64_t batch = state.range(0), h = state.range(1);
+    MlpStep w1(batch, h, h);
+    w1.step();  // warm-up: first-touch page faults and caches are not part of the timing
+    for (auto _ : state) w1.step();
+    report_peak_rss(state);
+    state.counters["GFLOPS"] =
+        benchmark::Counter(mlp_step_flops(static_cast<double>(batch), static_cast<double>(h)) * state.iterations(),
+                           benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(SWEEP_W1)
+    ->ArgsProduct({{1, 4, 16, 64, 256, 1024}, {512}, {1, 2}})
+    ->ArgsProduct({{128}, {64, 256, 1024, 4096}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(0.2)
+    ->UseRealTime();
+
+// Scale sweep of W3: x = tanh(x * w + b) over range(0) recorded nodes (scalars), 1 thread.
+void SWEEP_W3(benchmark::State& state) {
+    configure(state, 1);
+    const std::int64_t steps = state.range(0) / 3;
+    auto w = xg::full({1}, 0.5).requires_grad_();
+    auto b = xg::full({1}, 0.1).requires_grad_();
+    auto x0 = xg::randn({1});
+    auto pass = [&] {
+        xg::Tensor x = x0;
+        for (std::int64_t i = 0; i < steps; ++i) x = xg::tanh(x * w + b);
+        xg::sum(x).backward();
+        w.zero_grad();
+        b.zero_grad();
+    };
+    pass();  // warm-up: the node pools and the allocator cache are filled outside the timing
+    for (auto _ : state) pass();
+    report_peak_rss(state);
+    state.counters["ns_per_node"] =
+        benchmark::Counter(3.0 * steps * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(SWEEP_W3)->ArgsProduct({{1000, 10000, 100000, 1000000}, {1}})->Unit(benchmark::kMillisecond)->MinTime(0.2);
+
+// Branches: two independent matmul-tanh chains of n x n float32 summed, forward + backward.
+// range(0) = n, range(1) = threads, range(2) = 1: branches of the backward pass run concurrently
+// (set_concurrent_backward), 0: one node at a time (kernels alone use the threads), 2: concurrent
+// with every node counted as heavy (detail::set_heavy_node_cost(0)): measures the threshold.
+void BRANCH_two_chains(benchmark::State& state) {
+    configure(state, 1);
+    xg::set_concurrent_backward(state.range(2) != 0);
+    if (state.range(2) == 2) xg::detail::set_heavy_node_cost(0);
+    xg::manual_seed(0);
+    const std::int64_t n = state.range(0);
+    auto x = xg::randn({n, n}).requires_grad_();
+    std::vector<xg::Tensor> w;
+    for (int i = 0; i < 6; ++i) w.push_back((xg::randn({n, n}) * (1.0 / std::sqrt(double(n)))).requires_grad_());
+    const auto before = xg::detail::concurrent_pass_count();
+    for (auto _ : state) {
+        xg::Tensor a = x, b = x;
+        for (int i = 0; i < 3; ++i) {
+            a = xg::tanh(xg::matmul(a, w[i]));
+            b = xg::tanh(xg::matmul(b, w[3 + i]));
+        }
+        xg::sum(a + b).backward();
+        x.zero_grad();
+        for (auto& t : w) t.zero_grad();
+    }
+    state.counters["concurrent_passes"] = static_cast<double>(xg::detail::concurrent_pass_count() - before);
+    xg::set_concurrent_backward(true);
+    xg::detail::set_heavy_node_cost(xg::detail::kHeavyNodeCost);
+    report_peak_rss(state);
+}
+BENCHMARK(BRANCH_two_chains)->ArgsProduct({{128, 256, 512}, {1, 2}, {0, 1}})->Unit(benchmark::kMillisecond);
+// The threshold: at 2 threads, one node at a time against every node in a concurrent pass.
+BENCHMARK(BRANCH_two_chains)
+    ->Name("BRANCH_threshold")
+    ->ArgsProduct({{16, 32, 64, 96, 128, 192}, {2}, {0, 2}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // W5 / W6: one epoch (60,000 samples, batch 128, Adam 1e-3) of the Fashion-MNIST models of the
 // main job on data of the same shape (the data set itself is not part of the timing).
@@ -201,7 +342,7 @@ void DP_plain(benchmark::State& state) {
     }
     report_peak_rss(state);
 }
-BENCHMARK(DP_plain)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(DP_plain)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 void DP_sharded(benchmark::State& state) {
     configure(state, 0);
     xg::manual_seed(0);
@@ -217,7 +358,44 @@ void DP_sharded(benchmark::State& state) {
     }
     report_peak_rss(state);
 }
-BENCHMARK(DP_sharded)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(DP_sharded)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Per-sample graphs (W3-like: many small graphs): the small MLP on 64 samples, one graph per
+// sample. DP_per_sample_plain builds them one after the other on one thread; DP_per_sample runs
+// them as 64 shards of nn::DataParallel. range(0) = threads.
+void DP_per_sample_plain(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto model = small_mlp();
+    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    auto x = xg::randn({64, 64});
+    auto y = xg::randint(0, 10, {64});
+    for (auto _ : state) {
+        opt.zero_grad();
+        for (std::int64_t k = 0; k < 64; ++k)
+            (xg::nn::cross_entropy((*model)(xg::slice(x, 0, k, k + 1)), xg::slice(y, 0, k, k + 1)) * (1.0 / 64))
+                .backward();
+        opt.step();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(DP_per_sample_plain)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+void DP_per_sample(benchmark::State& state) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto model = small_mlp();
+    xg::nn::DataParallel dp(model, small_mlp, 64);
+    xg::nn::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
+    auto x = xg::randn({64, 64});
+    auto y = xg::randint(0, 10, {64});
+    for (auto _ : state) {
+        opt.zero_grad();
+        dp.forward_backward(x, y, [](const xg::Tensor& o, const xg::Tensor& t) { return xg::nn::cross_entropy(o, t); });
+        opt.step();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(DP_per_sample)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 

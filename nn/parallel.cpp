@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "../engine/kernels.hpp"
 #include "../ops/arithmetic.hpp"
 #include "../ops/shape_ops.hpp"
 
@@ -63,29 +64,45 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         l.backward();
         losses[k] = l.item<double>();
     });
-    // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards'.
-    NoGradGuard no_grad;
+    // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards',
+    // total[j] = sum_k (n_k / N) grad_k[j] summed in shard order in one pass per parameter (the
+    // parameters in parallel tasks: with many small shards, one op per shard and parameter on this
+    // thread alone cost more than the shards' graphs).
     const std::vector<Tensor> params = model_->parameters();
     std::vector<std::vector<Tensor>> shard_params;
     for (std::int64_t k = 0; k < used; ++k) shard_params.push_back(replicas_[k]->parameters());
     double mean_loss = 0;
+    std::vector<double> weights(static_cast<std::size_t>(used));
     for (std::int64_t k = 0; k < used; ++k) {
         const auto [b, e] = bounds(k);
-        mean_loss += losses[k] * static_cast<double>(e - b) / static_cast<double>(n);
+        weights[k] = static_cast<double>(e - b) / static_cast<double>(n);
+        mean_loss += losses[k] * weights[k];
     }
-    for (std::size_t i = 0; i < params.size(); ++i) {
-        Tensor total;
+    tbb::parallel_for(std::size_t(0), params.size(), [&](std::size_t i) {
+        NoGradGuard no_grad;
+        std::vector<std::pair<Tensor, double>> parts;
         for (std::int64_t k = 0; k < used; ++k) {
-            const Tensor g = shard_params[k][i].grad();
-            if (!g.defined()) continue;
-            const auto [b, e] = bounds(k);
-            const Tensor weighted = g * (static_cast<double>(e - b) / static_cast<double>(n));
-            total = total.defined() ? total + weighted : weighted;
+            Tensor g = shard_params[k][i].grad();
+            if (g.defined()) parts.emplace_back(std::move(g), weights[k]);
         }
-        if (!total.defined()) continue;
+        if (parts.empty()) return;
         Tensor p = params[i];
-        p.set_grad(p.grad().defined() ? p.grad() + total : total);
-    }
+        const Array& first = parts[0].first.array();
+        Array total(first.shape(), first.dtype());
+        detail::dispatch_floating(first.dtype(), "DataParallel", [&]<class T>() {
+            T* out = total.template data<T>();
+            const T w0 = static_cast<T>(parts[0].second);
+            const T* g0 = first.template data<T>();
+            for (std::int64_t j = 0; j < total.numel(); ++j) out[j] = w0 * g0[j];
+            for (std::size_t k = 1; k < parts.size(); ++k) {
+                const T w = static_cast<T>(parts[k].second);
+                const T* g = parts[k].first.array().template data<T>();
+                for (std::int64_t j = 0; j < total.numel(); ++j) out[j] += w * g[j];
+            }
+        });
+        Tensor t(std::move(total));
+        p.set_grad(p.grad().defined() ? p.grad() + t : t);
+    });
     return mean_loss;
 }
 

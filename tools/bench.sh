@@ -2,17 +2,40 @@
 # Builds and runs the benchmark suite (xgrad and, when libtorch-dev is installed, LibTorch) and
 # prints one table: workload, xgrad, LibTorch, ratio, peak memory. Each workload runs in its own
 # process so that its peak resident memory is its own. Usage: tools/bench.sh [W1 W2 ...]
+# tools/bench.sh --sweep [--trial]: the scale sweep instead (W1 over batch and width, W3 over
+# 10^3..10^6 nodes, both sides, ~5 minutes); writes its table and bench/sweep.svg into bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sweep=0
+trial=()
+if [[ "${1:-}" == "--sweep" ]]; then
+  sweep=1
+  shift
+  [[ "${1:-}" == "--trial" ]] && trial=(--trial) && shift
+fi
 tools/deps.sh --bench
 cmake --preset bench >/dev/null
 cmake --build --preset bench
 out=build/bench/results
 rm -rf "$out" && mkdir -p "$out"
 workloads=("$@")
-((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP)
+((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP BRANCH)
 echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores; xgrad: TBB threads as listed," \
      "OpenBLAS single-threaded inside TBB tasks; LibTorch: at::set_num_threads as listed"
+if ((sweep)); then
+  # One process per point, so that each peak resident memory is the point's own.
+  for bin in xgrad torch; do
+    exe=build/bench/bench/${bin}_bench
+    [[ -x "$exe" ]] || continue
+    i=0
+    while read -r name; do
+      "$exe" --benchmark_filter="^${name}\$" --benchmark_out="$out/${bin}_SWEEP_$((i++)).json" \
+        --benchmark_out_format=json >/dev/null
+    done < <("$exe" --benchmark_list_tests --benchmark_filter='^SWEEP_')
+  done
+  python3 bench/sweep.py "$out" "${trial[@]}"
+  exit 0
+fi
 for w in "${workloads[@]}"; do
   build/bench/bench/xgrad_bench --benchmark_filter="^${w}_" --benchmark_out="$out/xgrad_$w.json" \
     --benchmark_out_format=json >/dev/null
