@@ -428,8 +428,8 @@ void add_inplace(Array& dst, const Array& src) {
 void accumulate(Node& n, Tensor&& g, bool create_graph) {
     if (!n.grad_buffer_.defined()) {
         // Owned (later gradients may be added into it in place) when nobody else holds it.
-        n.buffer_owned_ = !g.requires_grad() && g.impl().use_count() == 1 && g.array().unique() &&
-                          !g.array().is_uniform();
+        n.buffer_owned_ =
+            !g.requires_grad() && g.impl().use_count() == 1 && g.array().unique() && !g.array().is_uniform();
         n.grad_buffer_ = std::move(g);
         return;
     }

@@ -150,5 +150,4 @@ const detail::FusedActivation* detail::fused_activation(const std::string& name)
     return nullptr;
 }
 
-
 }  // namespace xg

@@ -66,5 +66,4 @@ Tensor celu(const Tensor& x, double alpha) {
     return detail::elementwise_forward(celu_def(alpha), x);
 }
 
-
 }  // namespace xg

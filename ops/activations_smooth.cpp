@@ -48,5 +48,4 @@ Tensor heaviside(const Tensor& x, double value) {
     return step_impl("heaviside", x, o);
 }
 
-
 }  // namespace xg

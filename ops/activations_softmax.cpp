@@ -385,5 +385,4 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis_in) {
         [axis](const Tensor& g, const Tensor& out) { return Grads{log_softmax_backward(g, out, axis)}; }, true);
 }
 
-
 }  // namespace xg
