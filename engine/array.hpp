@@ -42,8 +42,10 @@ public:
     void* raw();
     const void* raw() const;
     /// Typed pointer to the first element; throws DtypeError when T does not match dtype().
-    template <class T> T* data();
-    template <class T> const T* data() const;
+    template <class T>
+    T* data();
+    template <class T>
+    const T* data() const;
 
     /// Same buffer, another shape with the same number of elements (throws ShapeError otherwise).
     Array reshape(Shape shape) const;

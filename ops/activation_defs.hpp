@@ -3,7 +3,6 @@
 // entries and their fused in-pass kernels (split so that the template-heavy instantiations compile
 // in parallel). Not installed for users: include ops/activations.hpp instead.
 #pragma once
-#include "activations.hpp"
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -11,6 +10,7 @@
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
 #include "activation_registry.hpp"
+#include "activations.hpp"
 #include "arithmetic.hpp"
 #include "elementwise_activation.hpp"
 #include "factories.hpp"
@@ -28,7 +28,8 @@ using detail::Saves;
 
 // A definition whose higher-order derivatives differentiate the hand-written first derivative d0.
 template <Saves S, class F, class D0>
-inline auto def_of(std::string name, F f, D0 d0, bool linear_pieces = false, std::int64_t grain = kGrainTranscendental) {
+inline auto def_of(std::string name, F f, D0 d0, bool linear_pieces = false,
+                   std::int64_t grain = kGrainTranscendental) {
     return detail::make_def<S>(std::move(name), f, d0, d0, linear_pieces, grain);
 }
 

@@ -79,9 +79,9 @@ Tensor threshold(const Tensor& x, double threshold, double value);
 
 /// The gradient a step function passes back.
 enum class StepSurrogate {
-    none,            ///< the true derivative: 0 everywhere (PyTorch has none for heaviside)
-    straight_through,///< identity: d = 1 (the straight-through estimator)
-    sigmoid,         ///< d = k s (1 - s), s = sigmoid(k (x - threshold)): a sigmoid of slope k
+    none,              ///< the true derivative: 0 everywhere (PyTorch has none for heaviside)
+    straight_through,  ///< identity: d = 1 (the straight-through estimator)
+    sigmoid,           ///< d = k s (1 - s), s = sigmoid(k (x - threshold)): a sigmoid of slope k
 };
 /// Options of step().
 struct StepOptions {

@@ -98,9 +98,9 @@ struct Dual {
     Dual(const T& value, const T& deriv) : v(value), d(deriv) {}
     /// A constant (zero derivative) from anything T can be made of: 2.0, a batch, a shallower dual.
     template <class S>
-        requires(!std::is_same_v<std::remove_cvref_t<S>, Dual> &&
-                 (std::is_arithmetic_v<S> || std::is_constructible_v<T, const S&>))
-    Dual(const S& c) : v(detail::lift<T>(c)), d(detail::constant<T>(0.0)) {}
+    requires(!std::is_same_v<std::remove_cvref_t<S>, Dual> &&
+             (std::is_arithmetic_v<S> || std::is_constructible_v<T, const S&>)) Dual(const S& c)
+        : v(detail::lift<T>(c)), d(detail::constant<T>(0.0)) {}
 };
 
 namespace detail {
@@ -156,48 +156,38 @@ Dual<T> operator/(const Dual<T>& a, const Dual<T>& b) {
     return {q, (a.d - q * b.d) / b.v};
 }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator+(const Dual<T>& a, const S& b) {
-    return a + Dual<T>(b);
-}
+requires detail::DualConstant<S, T> Dual<T>
+operator+(const Dual<T>& a, const S& b) { return a + Dual<T>(b); }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator+(const S& a, const Dual<T>& b) {
-    return Dual<T>(a) + b;
-}
+requires detail::DualConstant<S, T> Dual<T>
+operator+(const S& a, const Dual<T>& b) { return Dual<T>(a) + b; }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator-(const Dual<T>& a, const S& b) {
-    return a - Dual<T>(b);
-}
+requires detail::DualConstant<S, T> Dual<T>
+operator-(const Dual<T>& a, const S& b) { return a - Dual<T>(b); }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator-(const S& a, const Dual<T>& b) {
-    return Dual<T>(a) - b;
-}
+requires detail::DualConstant<S, T> Dual<T>
+operator-(const S& a, const Dual<T>& b) { return Dual<T>(a) - b; }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator*(const Dual<T>& a, const S& b) {
+requires detail::DualConstant<S, T> Dual<T>
+operator*(const Dual<T>& a, const S& b) {
     const T c = detail::lift<T>(b);
     return {a.v * c, a.d * c};
 }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator*(const S& a, const Dual<T>& b) {
+requires detail::DualConstant<S, T> Dual<T>
+operator*(const S& a, const Dual<T>& b) {
     const T c = detail::lift<T>(a);
     return {c * b.v, c * b.d};
 }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator/(const Dual<T>& a, const S& b) {
+requires detail::DualConstant<S, T> Dual<T>
+operator/(const Dual<T>& a, const S& b) {
     const T c = detail::lift<T>(b);
     return {a.v / c, a.d / c};
 }
 template <class T, class S>
-    requires detail::DualConstant<S, T>
-Dual<T> operator/(const S& a, const Dual<T>& b) {
-    return Dual<T>(a) / b;
-}
+requires detail::DualConstant<S, T> Dual<T>
+operator/(const S& a, const Dual<T>& b) { return Dual<T>(a) / b; }
 template <class T, class S>
 Dual<T>& operator+=(Dual<T>& a, const S& b) {
     return a = a + b;
@@ -216,12 +206,11 @@ Dual<T>& operator/=(Dual<T>& a, const S& b) {
 }
 
 // --- comparisons: on values only; the result is the base type's mask (bool or batch_bool) ---------
-#define XG_DUAL_COMPARISON(op)                                                                  \
-    template <class A, class B>                                                                 \
-        requires(is_dual_v<A> || is_dual_v<B>)                                                  \
-    auto operator op(const A& a, const B& b) {                                                  \
-        using Base = std::conditional_t<is_dual_v<A>, base_t<A>, base_t<B>>;                    \
-        return detail::to_base<Base>(a) op detail::to_base<Base>(b);                            \
+#define XG_DUAL_COMPARISON(op)                                                        \
+    template <class A, class B>                                                       \
+    requires(is_dual_v<A> || is_dual_v<B>) auto operator op(const A& a, const B& b) { \
+        using Base = std::conditional_t<is_dual_v<A>, base_t<A>, base_t<B>>;          \
+        return detail::to_base<Base>(a) op detail::to_base<Base>(b);                  \
     }
 XG_DUAL_COMPARISON(<)
 XG_DUAL_COMPARISON(<=)

@@ -58,14 +58,18 @@ template <class T, class A>
 inline void stream_store(T* p, const xsimd::batch<T, A>& b) {
 #if defined(__AVX512F__)
     if constexpr (sizeof(b) == 64) {
-        if constexpr (std::is_same_v<T, float>) return _mm512_stream_ps(p, b);
-        else return _mm512_stream_pd(p, b);
+        if constexpr (std::is_same_v<T, float>)
+            return _mm512_stream_ps(p, b);
+        else
+            return _mm512_stream_pd(p, b);
     }
 #endif
 #if defined(__AVX__)
     if constexpr (sizeof(b) == 32) {
-        if constexpr (std::is_same_v<T, float>) return _mm256_stream_ps(p, b);
-        else return _mm256_stream_pd(p, b);
+        if constexpr (std::is_same_v<T, float>)
+            return _mm256_stream_ps(p, b);
+        else
+            return _mm256_stream_pd(p, b);
     }
 #endif
     b.store_aligned(p);
@@ -130,12 +134,13 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
         }
         T* o = out.template data<T>();
         constexpr std::int64_t W = xsimd::batch<T>::size;
-        const bool stream = n * std::int64_t(sizeof(T)) >= kStreamBytes &&
-                            reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
+        const bool stream =
+            n * std::int64_t(sizeof(T)) >= kStreamBytes && reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
         if (stream) {
             // Chunks start on batch boundaries so that every full batch store is aligned.
             parallel_for((n + W - 1) / W, std::max<std::int64_t>(1, grain / W), [&](std::int64_t b, std::int64_t e) {
-                simd_run<true, T, N>(p, scalar, any_scalar, o, b * W, std::min(e * W, n), k, std::make_index_sequence<N>{});
+                simd_run<true, T, N>(p, scalar, any_scalar, o, b * W, std::min(e * W, n), k,
+                                     std::make_index_sequence<N>{});
                 stream_fence();  // each thread orders its own non-temporal stores before the join
             });
         } else {
@@ -184,8 +189,14 @@ struct ElementwiseDef {
     bool linear_pieces = false;  ///< phi is piecewise constant: phi' = 0, no gradient flows to u
     std::int64_t grain = kGrainTranscendental;
 
-    ElementwiseDef(std::string n, F f_, D0 d0_, Phi phi_, bool linear = false, std::int64_t grain_ = kGrainTranscendental)
-        : name(std::move(n)), f(std::move(f_)), d0(std::move(d0_)), phi(std::move(phi_)), linear_pieces(linear), grain(grain_) {
+    ElementwiseDef(std::string n, F f_, D0 d0_, Phi phi_, bool linear = false,
+                   std::int64_t grain_ = kGrainTranscendental)
+        : name(std::move(n)),
+          f(std::move(f_)),
+          d0(std::move(d0_)),
+          phi(std::move(phi_)),
+          linear_pieces(linear),
+          grain(grain_) {
         for (int k = 0; k <= kMaxChainOrder; ++k) op_names[k] = chain_op_name(name, k);
     }
 };
@@ -243,7 +254,8 @@ template <class Def>
 Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& x) {
     const char* op = def->name.c_str();
     require_defined(x, def->name);
-    Array y = simd_map_arrays<1>(op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
+    Array y = simd_map_arrays<1>(
+        op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
     if (!needs_record({x})) return Tensor(std::move(y));
     if constexpr (Def::saves == Saves::output) {
         return make_result(
@@ -263,12 +275,15 @@ Tensor automatic_derivative(const F& f, const Tensor& x, int order, const std::s
     require_defined(x, name);
     const char* op = name.c_str();
     switch (order) {
-        case 0: return Tensor(simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return f(v); }, kGrainTranscendental));
+        case 0:
+            return Tensor(simd_map_arrays<1>(
+                op, {x.array()}, [&f](auto v) { return f(v); }, kGrainTranscendental));
         case 1:
-            return Tensor(simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return derivative(f, v); }, kGrainTranscendental));
+            return Tensor(simd_map_arrays<1>(
+                op, {x.array()}, [&f](auto v) { return derivative(f, v); }, kGrainTranscendental));
         case 2:
-            return Tensor(
-                simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return nth_derivative<2>(f, v); }, kGrainTranscendental));
+            return Tensor(simd_map_arrays<1>(
+                op, {x.array()}, [&f](auto v) { return nth_derivative<2>(f, v); }, kGrainTranscendental));
         default:
             throw ValueError(name + ": automatic derivatives are available for orders 0, 1 and 2, not " +
                              std::to_string(order));
@@ -316,8 +331,8 @@ inline Array param_values(const Tensor& a, const Shape& shape, Dtype d, const st
     if (v.numel() == 1 || v.shape() == shape) return v;
     const Shape b = broadcast_shape(v.shape(), shape, op.c_str());
     if (b != shape)
-        throw ShapeError(op + ": parameter of shape " + shape_str(v.shape()) + " does not broadcast to the input's shape " +
-                         shape_str(shape));
+        throw ShapeError(op + ": parameter of shape " + shape_str(v.shape()) +
+                         " does not broadcast to the input's shape " + shape_str(shape));
     return engine::broadcast_to(v, shape, op.c_str());
 }
 
@@ -362,8 +377,9 @@ Tensor param_forward(const std::shared_ptr<const Def>& def, const Tensor& x, con
     require_defined(a, op, "the parameter");
     const Dtype d = promote(x.dtype(), a.dtype());
     require_floating(d, op.c_str());
-    Array y = simd_map_arrays<2>(op.c_str(), {x.array().to(d), param_values(a, x.shape(), d, op)},
-                                 [&f = def->f](auto xb, auto ab) { return f(xb, ab); }, def->grain);
+    Array y = simd_map_arrays<2>(
+        op.c_str(), {x.array().to(d), param_values(a, x.shape(), d, op)},
+        [&f = def->f](auto xb, auto ab) { return f(xb, ab); }, def->grain);
     if (!needs_record({x, a})) return Tensor(std::move(y));
     const bool need_x = x.requires_grad(), need_a = a.requires_grad();
     Saved sx(x, op.c_str()), sa(a, op.c_str());
@@ -381,12 +397,15 @@ template <class F, class Def>
 Tensor hand_forward(const F& f, const std::shared_ptr<const Def>& def, const Tensor& x) {
     const char* op = def->name.c_str();
     require_defined(x, def->name);
-    Array y = simd_map_arrays<1>(op, {x.array()}, [&f](auto v) { return f(v); }, def->grain);
+    Array y = simd_map_arrays<1>(
+        op, {x.array()}, [&f](auto v) { return f(v); }, def->grain);
     if (!needs_record({x})) return Tensor(std::move(y));
     Saved sx(x, op);
     return make_result(
         op, std::move(y), {x},
-        [def, sx](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{param_op<0, 0>(def, g, sx.get(), out)}; },
+        [def, sx](const Tensor& g, const Tensor& out) {
+            return std::vector<Tensor>{param_op<0, 0>(def, g, sx.get(), out)};
+        },
         true);
 }
 
@@ -398,13 +417,15 @@ Tensor automatic_param_derivative(const F& f, const Tensor& x, const Tensor& a, 
     const std::array<Array, 2> in{x.array().to(d), param_values(a, x.shape(), d, name)};
     const char* op = name.c_str();
     switch (order) {
-        case 0: return Tensor(simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return f(v, p); }, kGrainTranscendental));
+        case 0:
+            return Tensor(simd_map_arrays<2>(
+                op, in, [&f](auto v, auto p) { return f(v, p); }, kGrainTranscendental));
         case 1:
-            return Tensor(
-                simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return mixed_partial<1, 0>(f, v, p); }, kGrainTranscendental));
+            return Tensor(simd_map_arrays<2>(
+                op, in, [&f](auto v, auto p) { return mixed_partial<1, 0>(f, v, p); }, kGrainTranscendental));
         case 2:
-            return Tensor(
-                simd_map_arrays<2>(op, in, [&f](auto v, auto p) { return mixed_partial<2, 0>(f, v, p); }, kGrainTranscendental));
+            return Tensor(simd_map_arrays<2>(
+                op, in, [&f](auto v, auto p) { return mixed_partial<2, 0>(f, v, p); }, kGrainTranscendental));
         default:
             throw ValueError(name + ": automatic derivatives are available for orders 0, 1 and 2, not " +
                              std::to_string(order));
