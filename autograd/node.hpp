@@ -11,18 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "../engine/allocator.hpp"
 #include "tensor.hpp"
 
 namespace xg {
 
 namespace detail {
-/// Thread-local free lists for the small objects of the graph (nodes with their rules, tensor
-/// state). A training step frees a whole graph and records it again; malloc's slow paths
-/// (consolidating thousands of freed chunks) would cost more than the recording itself.
-void* pool_alloc(std::size_t bytes);
-/// Returns a block from pool_alloc (with the same size) to the calling thread's free list.
-void pool_free(void* p, std::size_t bytes) noexcept;
-
 /// Default work estimate (elements an op's output and inputs hold) from which a node is worth a
 /// task of its own when backward runs independent branches concurrently (see set_concurrent_backward).
 /// Measured (BRANCH_threshold, 2 threads): two chains of 96^3 matmuls (27,648 elements per node)
@@ -32,27 +26,6 @@ inline constexpr std::int64_t kHeavyNodeCost = std::int64_t(1) << 15;
 std::int64_t heavy_node_cost();
 /// Changes the threshold for nodes recorded from now on (benchmarks measure it with this).
 void set_heavy_node_cost(std::int64_t elements);
-
-/// A std allocator over pool_alloc, for std::allocate_shared.
-template <class T>
-struct PoolAllocator {
-    using value_type = T;
-    PoolAllocator() = default;
-    template <class U>
-    PoolAllocator(const PoolAllocator<U>&) noexcept {}
-    T* allocate(std::size_t n) { return static_cast<T*>(pool_alloc(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) noexcept { pool_free(p, n * sizeof(T)); }
-    template <class U>
-    bool operator==(const PoolAllocator<U>&) const noexcept {
-        return true;
-    }
-};
-
-/// make_shared through the pool.
-template <class T, class... Args>
-std::shared_ptr<T> make_pooled(Args&&... args) {
-    return std::allocate_shared<T>(PoolAllocator<T>(), std::forward<Args>(args)...);
-}
 
 /// A fixed-size array with inline room for N elements (most ops have one or two inputs): no heap
 /// allocation per node for its edges. Sized once with resize().

@@ -105,7 +105,9 @@ private:
 /// Shared state of a tensor.
 struct TensorImpl {
     /// Autograd state of leaves and saved aliases only, allocated on first use.
-    struct LeafState {
+    // On cache lines of its own: ops write it (the accumulator link) on every use of the leaf, and
+    // leaves of different threads (DataParallel replicas) must not share a line.
+    struct alignas(64) LeafState {
         std::weak_ptr<Node> grad_accumulator;   // the node that accumulates into `grad`
         std::weak_ptr<TensorImpl> alias_of;     // saved alias: the leaf it stands for
         std::weak_ptr<TensorImpl> saved_alias;  // leaf: its current saved alias, reused by later ops

@@ -1,7 +1,15 @@
 // Caching allocator. A first touch of a fresh page costs ~10 us here, so freed buffers are kept
 // in size classes and handed out again instead of being returned to the OS after each op.
+//
+// Small buffers (up to 64 KiB) go through a per-thread cache first: many small graphs built on
+// several threads at once (DataParallel shards) would otherwise queue on one mutex for every
+// tensor they create and free. A buffer freed on another thread than the one that allocated it
+// simply joins the freeing thread's cache.
 #include "allocator.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -22,16 +30,33 @@ std::size_t size_class(std::size_t bytes) {
     return (bytes + step - 1) / step * step;
 }
 
+constexpr std::size_t kLocalMaxBytes = 64 << 10;   // larger buffers always use the shared cache
+constexpr std::size_t kLocalClasses = 64 + 4 * 8;  // 64-byte steps to 4 KiB, 8 steps per octave to 64 KiB
+constexpr std::size_t kLocalMaxCached = 8 << 20;   // per thread; beyond it, frees go to the shared cache
+constexpr std::int64_t kFlushBytes = 1 << 20;      // in-use bytes a thread counts before publishing them
+
+// Index of a size class (a capacity from size_class) in a thread cache, for capacities up to
+// kLocalMaxBytes.
+std::size_t local_index(std::size_t cap) {
+    if (cap <= 4096) return cap / 64 - 1;
+    std::size_t p = 4096, octave = 0;
+    while (p * 2 < cap) p *= 2, ++octave;
+    return 64 + 8 * octave + (cap / (p / 8) - 9);
+}
+
+// The capacity of thread-cache class i (the inverse of local_index).
+std::size_t local_capacity(std::size_t i) {
+    if (i < 64) return (i + 1) * 64;
+    const std::size_t octave = (i - 64) / 8, k = (i - 64) % 8 + 9;
+    return (std::size_t(4096) << octave) / 8 * k;
+}
+
 struct Cache {
     std::mutex mutex;
     std::unordered_map<std::size_t, std::vector<void*>> free_lists;
-    std::size_t cached = 0, in_use = 0, peak = 0;
+    std::size_t cached = 0;
     // Above this many cached bytes, freed buffers go back to the OS.
     static constexpr std::size_t kMaxCached = std::size_t(4) << 30;
-    ~Cache() {
-        for (auto& [cap, list] : free_lists)
-            for (void* p : list) std::free(p);
-    }
 };
 
 Cache& cache() {
@@ -39,16 +64,117 @@ Cache& cache() {
     return *c;
 }
 
+// Bytes in use, published by the threads in steps of up to kFlushBytes; and the peak of it.
+std::atomic<std::int64_t> g_in_use{0};
+std::atomic<std::int64_t> g_peak{0};
+
+void publish_in_use(std::int64_t delta) {
+    const std::int64_t now = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
+    std::int64_t peak = g_peak.load(std::memory_order_relaxed);
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+}
+
+// Returns a buffer to the shared cache (or to the OS when the cache is full).
+void shared_free(void* p, std::size_t capacity) {
+    Cache& c = cache();
+    {
+        std::lock_guard<std::mutex> lock(c.mutex);
+        if (c.cached + capacity <= Cache::kMaxCached) {
+            c.free_lists[capacity].push_back(p);
+            c.cached += capacity;
+            return;
+        }
+    }
+    std::free(p);
+}
+
+// One thread's cache. Its mutex is only contended when empty_cache or allocator_stats runs on
+// another thread; the owner's lock and unlock touch a cache line no other thread writes.
+struct ThreadCache {
+    std::mutex mutex;
+    std::vector<void*> lists[kLocalClasses];
+    std::size_t cached = 0;
+    std::int64_t unpublished = 0;  // in-use bytes counted here and not yet in g_in_use
+
+    void release_all() {  // caller holds `mutex`
+        for (std::size_t i = 0; i < kLocalClasses; ++i) {
+            for (void* p : lists[i]) std::free(p);
+            lists[i].clear();
+        }
+        cached = 0;
+    }
+};
+
+struct Registry {
+    std::mutex mutex;
+    std::vector<ThreadCache*> caches;
+};
+Registry& registry() {
+    static Registry* r = new Registry;  // never destroyed, like the shared cache
+    return *r;
+}
+
+// Registers this thread's cache on first use; at thread exit hands its buffers to the shared
+// cache and publishes its count.
+struct ThreadCacheHolder {
+    ThreadCache tc;
+    ThreadCacheHolder() {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        registry().caches.push_back(&tc);
+    }
+    ~ThreadCacheHolder();
+};
+
+thread_local bool t_cache_dead = false;  // set once this thread's cache is destroyed
+
+ThreadCacheHolder::~ThreadCacheHolder() {
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        auto& v = registry().caches;
+        v.erase(std::find(v.begin(), v.end(), &tc));
+    }
+    std::lock_guard<std::mutex> lock(tc.mutex);
+    for (std::size_t i = 0; i < kLocalClasses; ++i)
+        for (void* p : tc.lists[i]) shared_free(p, local_capacity(i));
+    tc.cached = 0;
+    publish_in_use(tc.unpublished);
+    tc.unpublished = 0;
+    t_cache_dead = true;
+}
+
+ThreadCache* this_thread_cache() {
+    if (t_cache_dead) return nullptr;
+    thread_local ThreadCacheHolder holder;
+    return &holder.tc;
+}
+
 }  // namespace
 
 void* cached_alloc(std::size_t bytes, std::size_t* capacity) {
     const std::size_t cap = size_class(bytes == 0 ? 64 : bytes);
     *capacity = cap;
+    ThreadCache* tc = cap <= kLocalMaxBytes ? this_thread_cache() : nullptr;
+    if (tc) {
+        std::lock_guard<std::mutex> lock(tc->mutex);
+        tc->unpublished += static_cast<std::int64_t>(cap);
+        if (tc->unpublished >= kFlushBytes) {
+            publish_in_use(tc->unpublished);
+            tc->unpublished = 0;
+        }
+        auto& list = tc->lists[local_index(cap)];
+        if (!list.empty()) {
+            void* p = list.back();
+            list.pop_back();
+            tc->cached -= cap;
+            return p;
+        }
+    } else {
+        publish_in_use(static_cast<std::int64_t>(cap));
+    }
     Cache& c = cache();
     {
         std::lock_guard<std::mutex> lock(c.mutex);
-        c.in_use += cap;
-        if (c.in_use > c.peak) c.peak = c.in_use;
         auto it = c.free_lists.find(cap);
         if (it != c.free_lists.end() && !it->second.empty()) {
             void* p = it->second.back();
@@ -63,15 +189,23 @@ void* cached_alloc(std::size_t bytes, std::size_t* capacity) {
 }
 
 void cached_free(void* p, std::size_t capacity) {
-    Cache& c = cache();
-    std::lock_guard<std::mutex> lock(c.mutex);
-    c.in_use -= capacity;
-    if (c.cached + capacity > Cache::kMaxCached) {
-        std::free(p);
-        return;
+    ThreadCache* tc = capacity <= kLocalMaxBytes ? this_thread_cache() : nullptr;
+    if (tc) {
+        std::lock_guard<std::mutex> lock(tc->mutex);
+        tc->unpublished -= static_cast<std::int64_t>(capacity);
+        if (tc->unpublished <= -kFlushBytes) {
+            publish_in_use(tc->unpublished);
+            tc->unpublished = 0;
+        }
+        if (tc->cached + capacity <= kLocalMaxCached) {
+            tc->lists[local_index(capacity)].push_back(p);
+            tc->cached += capacity;
+            return;
+        }
+    } else {
+        publish_in_use(-static_cast<std::int64_t>(capacity));
     }
-    c.free_lists[capacity].push_back(p);
-    c.cached += capacity;
+    shared_free(p, capacity);
 }
 
 }  // namespace xg::detail
@@ -79,13 +213,37 @@ void cached_free(void* p, std::size_t capacity) {
 namespace xg {
 
 AllocatorStats allocator_stats() {
-    auto& c = detail::cache();
-    std::lock_guard<std::mutex> lock(c.mutex);
-    return {c.in_use, c.cached, c.peak};
+    using namespace detail;
+    std::int64_t in_use = g_in_use.load();
+    std::size_t cached = 0;
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        for (ThreadCache* tc : registry().caches) {
+            std::lock_guard<std::mutex> tl(tc->mutex);
+            in_use += tc->unpublished;
+            cached += tc->cached;
+        }
+    }
+    {
+        auto& c = cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        cached += c.cached;
+    }
+    // The peak is published in steps of up to 1 MiB per thread; it is at least the current use.
+    const std::int64_t peak = std::max(g_peak.load(), in_use);
+    return {static_cast<std::size_t>(std::max<std::int64_t>(in_use, 0)), cached, static_cast<std::size_t>(peak)};
 }
 
 void empty_cache() {
-    auto& c = detail::cache();
+    using namespace detail;
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        for (ThreadCache* tc : registry().caches) {
+            std::lock_guard<std::mutex> tl(tc->mutex);
+            tc->release_all();
+        }
+    }
+    auto& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
     for (auto& [cap, list] : c.free_lists)
         for (void* p : list) std::free(p);

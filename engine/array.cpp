@@ -24,15 +24,17 @@ struct Storage {
     std::size_t bytes = 0;
     Dtype dtype = Dtype::f32;
     std::mutex fill_mutex;
+    std::shared_ptr<Storage> owner;  // set on an alias (Array::alias): the storage whose buffer this is
 
     explicit Storage(std::size_t n) : bytes(n) { data = cached_alloc(n, &capacity); }
+    explicit Storage(std::shared_ptr<Storage> of) : data(of->get()), bytes(of->bytes), dtype(of->dtype), owner(std::move(of)) {}
     Storage(std::size_t n, Dtype d, const void* v) : bytes(n), dtype(d) {
         std::memcpy(value, v, dtype_size(d));
         uniform.store(true, std::memory_order_relaxed);
         pending.store(true, std::memory_order_release);
     }
     ~Storage() {
-        if (data) cached_free(data, capacity);
+        if (data && !owner) cached_free(data, capacity);
     }
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
@@ -76,7 +78,7 @@ Array::Array(Shape shape, Dtype dtype) : shape_(std::move(shape)), dtype_(dtype)
     for (auto d : shape_)
         if (d < 0) throw ValueError("array: negative dimension in shape " + shape_str(shape_));
     numel_ = shape_numel(shape_);
-    storage_ = std::make_shared<detail::Storage>(static_cast<std::size_t>(numel_) * dtype_size(dtype));
+    storage_ = detail::make_pooled<detail::Storage>(static_cast<std::size_t>(numel_) * dtype_size(dtype));
 }
 
 std::int64_t Array::size(std::int64_t axis) const {
@@ -98,10 +100,10 @@ Array Array::filled(Shape shape, Dtype dtype, double value) {
     detail::dispatch(dtype, "filled", [&]<class T>() {
         const T v = static_cast<T>(value);
         if (bytes < kLazyFillBytes) {
-            r.storage_ = std::make_shared<detail::Storage>(bytes);
+            r.storage_ = detail::make_pooled<detail::Storage>(bytes);
             std::fill_n(static_cast<T*>(r.storage_->data), r.numel_, v);
         } else {
-            r.storage_ = std::make_shared<detail::Storage>(bytes, dtype, &v);
+            r.storage_ = detail::make_pooled<detail::Storage>(bytes, dtype, &v);
         }
     });
     return r;
@@ -182,9 +184,30 @@ Array Array::to(Dtype dtype) const {
     return r;
 }
 
-std::uint64_t Array::version() const { return storage_ ? storage_->version : 0; }
+std::uint64_t Array::version() const {
+    if (!storage_) return 0;
+    return storage_->owner ? storage_->owner->version : storage_->version;
+}
 void Array::bump_version() {
-    if (storage_) ++storage_->version;
+    if (storage_) ++(storage_->owner ? storage_->owner->version : storage_->version);
+}
+
+bool Array::unique() const {
+    return storage_.use_count() == 1 && (!storage_->owner || storage_->owner.use_count() == 1);
+}
+
+bool Array::shares_storage(const Array& other) const {
+    if (!storage_ || !other.storage_) return storage_ == other.storage_;
+    const auto* a = storage_->owner ? storage_->owner.get() : storage_.get();
+    const auto* b = other.storage_->owner ? other.storage_->owner.get() : other.storage_.get();
+    return a == b;
+}
+
+Array Array::alias() const {
+    if (!storage_) return *this;
+    Array r = *this;
+    r.storage_ = detail::make_pooled<detail::Storage>(storage_->owner ? storage_->owner : storage_);
+    return r;
 }
 
 }  // namespace xg

@@ -53,6 +53,11 @@ public:
     Array clone() const;
     /// Converted to dtype (shares the buffer when the dtype is already right).
     Array to(Dtype dtype) const;
+    /// The same elements under a reference count of its own, which keeps this buffer alive and
+    /// shares its version counter. For arrays that other threads copy at every op (DataParallel's
+    /// replicas of one parameter): copies of one Array from several cores fight over the cache
+    /// line of its count. shares_storage() is true between the two.
+    Array alias() const;
 
     /// Version of the buffer: bumped by every in-place write through the xgrad API.
     std::uint64_t version() const;
@@ -63,9 +68,9 @@ public:
     /// Pointer to the one value of a uniform array (of dtype()); nullptr when not uniform.
     const void* uniform_value() const;
     /// True when no other Array or Tensor shares this buffer (it may be taken over or written).
-    bool unique() const { return storage_.use_count() == 1; }
-    /// True when both arrays use the same buffer.
-    bool shares_storage(const Array& other) const { return storage_ == other.storage_; }
+    bool unique() const;
+    /// True when both arrays use the same buffer (directly or through alias()).
+    bool shares_storage(const Array& other) const;
 
 private:
     std::shared_ptr<detail::Storage> storage_;

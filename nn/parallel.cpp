@@ -26,7 +26,7 @@ void share_state(const Module& master, Module& replica) {
         if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype())
             throw ShapeError("DataParallel: '" + name + "' has shape " + shape_str(it->second.shape()) +
                              " in the replica and " + shape_str(t.shape()) + " in the model");
-        it->second.impl()->value = t.array();  // same buffer, separate autograd state
+        it->second.impl()->value = getenv("XG_EXP") ? t.array().clone() : t.array();  // same buffer, separate autograd state
     }
 }
 }  // namespace
@@ -41,6 +41,7 @@ DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<st
         if (!replica) throw ValueError("DataParallel: make_replica returned null");
         share_state(*model_, *replica);
         replica->train(model_->is_training());
+        replica_params_.push_back(replica->parameters());
         replicas_.push_back(std::move(replica));
     }
 }
@@ -57,20 +58,21 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
     tbb::parallel_for(std::int64_t(0), used, [&](std::int64_t k) {
         EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
         Module& replica = *replicas_[k];
-        replica.train(model_->is_training());
-        replica.zero_grad();
+        if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
+        for (Tensor& p : replica_params_[k]) p.zero_grad();
         const auto [b, e] = bounds(k);
         Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
         l.backward();
         losses[k] = l.item<double>();
     });
     // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards',
-    // total[j] = sum_k (n_k / N) grad_k[j] summed in shard order in one pass per parameter (the
-    // parameters in parallel tasks: with many small shards, one op per shard and parameter on this
-    // thread alone cost more than the shards' graphs).
+    // total[j] = sum_k (n_k / N) grad_k[j], summed in shard order for every element. The work is
+    // cut into pieces of parameters, in parallel tasks (with many small shards, one op per shard
+    // and parameter on this thread alone cost more than the shards' graphs).
     const std::vector<Tensor> params = model_->parameters();
-    std::vector<std::vector<Tensor>> shard_params;
-    for (std::int64_t k = 0; k < used; ++k) shard_params.push_back(replicas_[k]->parameters());
+    if (params.size() != replica_params_.front().size())
+        throw ValueError("DataParallel: the model has " + std::to_string(params.size()) +
+                         " parameters now and its replicas " + std::to_string(replica_params_.front().size()));
     double mean_loss = 0;
     std::vector<double> weights(static_cast<std::size_t>(used));
     for (std::int64_t k = 0; k < used; ++k) {
@@ -78,31 +80,47 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         weights[k] = static_cast<double>(e - b) / static_cast<double>(n);
         mean_loss += losses[k] * weights[k];
     }
-    tbb::parallel_for(std::size_t(0), params.size(), [&](std::size_t i) {
-        NoGradGuard no_grad;
-        std::vector<std::pair<Tensor, double>> parts;
-        for (std::int64_t k = 0; k < used; ++k) {
-            Tensor g = shard_params[k][i].grad();
-            if (g.defined()) parts.emplace_back(std::move(g), weights[k]);
-        }
-        if (parts.empty()) return;
-        Tensor p = params[i];
-        const Array& first = parts[0].first.array();
-        Array total(first.shape(), first.dtype());
-        detail::dispatch_floating(first.dtype(), "DataParallel", [&]<class T>() {
-            T* out = total.template data<T>();
-            const T w0 = static_cast<T>(parts[0].second);
-            const T* g0 = first.template data<T>();
-            for (std::int64_t j = 0; j < total.numel(); ++j) out[j] = w0 * g0[j];
-            for (std::size_t k = 1; k < parts.size(); ++k) {
-                const T w = static_cast<T>(parts[k].second);
-                const T* g = parts[k].first.array().template data<T>();
-                for (std::int64_t j = 0; j < total.numel(); ++j) out[j] += w * g[j];
+    struct Piece {
+        std::size_t param;
+        std::int64_t begin, end;
+    };
+    std::vector<Array> totals(params.size());
+    std::vector<Piece> pieces;
+    constexpr std::int64_t kPiece = 1 << 14;  // elements per task
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        Tensor g0;  // the first shard's gradient that is defined gives the shape
+        for (std::int64_t k = 0; k < used && !g0.defined(); ++k) g0 = replica_params_[k][i].grad();
+        if (!g0.defined()) continue;
+        totals[i] = Array(g0.shape(), g0.dtype());
+        for (std::int64_t b = 0; b < g0.numel(); b += kPiece) pieces.push_back({i, b, std::min(b + kPiece, g0.numel())});
+    }
+    tbb::parallel_for(std::size_t(0), pieces.size(), [&](std::size_t t) {
+        const Piece& piece = pieces[t];
+        Array& total = totals[piece.param];
+        detail::dispatch_floating(total.dtype(), "DataParallel", [&]<class T>() {
+            T* out = total.template data<T>() + piece.begin;
+            const std::int64_t len = piece.end - piece.begin;
+            bool first = true;
+            for (std::int64_t k = 0; k < used; ++k) {
+                const Tensor g = replica_params_[k][piece.param].grad();
+                if (!g.defined()) continue;
+                const T w = static_cast<T>(weights[k]);
+                const T* src = g.array().template data<T>() + piece.begin;
+                if (first)
+                    for (std::int64_t j = 0; j < len; ++j) out[j] = w * src[j];
+                else
+                    for (std::int64_t j = 0; j < len; ++j) out[j] += w * src[j];
+                first = false;
             }
         });
-        Tensor t(std::move(total));
-        p.set_grad(p.grad().defined() ? p.grad() + t : t);
     });
+    NoGradGuard no_grad;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        if (!totals[i].defined()) continue;
+        Tensor p = params[i];
+        Tensor t(std::move(totals[i]));
+        p.set_grad(p.grad().defined() ? p.grad() + t : t);
+    }
     return mean_loss;
 }
 

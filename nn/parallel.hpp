@@ -38,6 +38,7 @@ public:
 private:
     std::shared_ptr<Module> model_;
     std::vector<std::shared_ptr<Module>> replicas_;
+    std::vector<std::vector<Tensor>> replica_params_;  // each replica's parameters, in parameters() order
 };
 
 }  // namespace xg::nn

@@ -1,6 +1,8 @@
 // engine/: Array, shapes, the caching allocator, thread control, determinism at 1 and 2 threads,
 // BLAS threading, and reading/printing tensors.
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "ops_test_util.hpp"
 
@@ -177,6 +179,54 @@ BOOST_AUTO_TEST_CASE(elementwise_and_gradients_are_bit_identical_at_one_and_two_
             BOOST_TEST((bits(one) == bits(two)));
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(aliases_share_elements_and_version_but_not_the_count) {
+    Array a({4}, xg::f32);
+    for (int i = 0; i < 4; ++i) a.data<float>()[i] = static_cast<float>(i);
+    Array b = a.alias();
+    BOOST_TEST(b.shares_storage(a));
+    BOOST_TEST(a.shares_storage(b));
+    BOOST_TEST(b.raw() == a.raw());
+    BOOST_TEST(!a.unique());  // each holds the buffer
+    BOOST_TEST(!b.unique());
+    BOOST_TEST(b.alias().shares_storage(a));
+    const auto v = a.version();
+    b.bump_version();
+    BOOST_TEST(a.version() == v + 1);
+    a.bump_version();
+    BOOST_TEST(b.version() == v + 2);
+    BOOST_TEST(!b.shares_storage(a.clone()));
+    // The alias keeps the buffer alive after the original is gone.
+    a = Array();
+    BOOST_TEST(b.unique());
+    BOOST_TEST(b.data<float>()[3] == 3.0f);
+    // A lazily filled constant is materialised by its alias.
+    Array lazy = Array::filled({1 << 16}, xg::f32, 2.5);
+    Array lazy_alias = lazy.alias();
+    BOOST_TEST(lazy_alias.data<float>()[12345] == 2.5f);
+}
+
+BOOST_AUTO_TEST_CASE(small_buffers_freed_on_other_threads_are_counted_and_released) {
+    xg::empty_cache();
+    const auto before = xg::allocator_stats();
+    constexpr int kCount = 1000;  // 1000 x 4 KiB: under the thread cache's size and byte limits
+    std::vector<Array> made;
+    std::thread maker([&] {
+        for (int i = 0; i < kCount; ++i) made.emplace_back(xg::Shape{1024}, xg::f32);
+    });
+    maker.join();
+    const auto during = xg::allocator_stats();
+    BOOST_TEST(during.bytes_in_use == before.bytes_in_use + kCount * 4096u);
+    BOOST_TEST(during.peak_bytes_in_use >= during.bytes_in_use);
+    made.clear();  // freed on this thread: they join this thread's cache
+    const auto after = xg::allocator_stats();
+    BOOST_TEST(after.bytes_in_use == before.bytes_in_use);
+    BOOST_TEST(after.bytes_cached == before.bytes_cached + kCount * 4096u);
+    { Array again({1024}, xg::f32); }  // served from this thread's cache
+    BOOST_TEST(xg::allocator_stats().bytes_cached == after.bytes_cached);
+    xg::empty_cache();
+    BOOST_TEST(xg::allocator_stats().bytes_cached == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(reading_values) {

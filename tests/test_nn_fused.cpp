@@ -6,37 +6,18 @@
 #include <xgrad/autograd/gradcheck_test.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "fused_compare.hpp"
+
 namespace nn = xg::nn;
 using nn::Reduction;
 using xg::Tensor;
 using V = std::vector<Tensor>;
 
+using xgt::check_close;
+using xgt::max_ulp;
+
 namespace {
 Tensor rg(const Tensor& t) { return Tensor(t).requires_grad_(); }
-
-void check_close(const Tensor& a, const Tensor& b, double tol) {
-    BOOST_REQUIRE(a.shape() == b.shape());
-    const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-    double worst = 0;
-    for (std::size_t i = 0; i < va.size(); ++i)
-        worst = std::max(worst, std::abs(va[i] - vb[i]) / (1.0 + std::abs(vb[i])));
-    BOOST_TEST(worst <= tol);
-}
-
-std::int64_t max_ulp(const Tensor& a, const Tensor& b) {
-    const auto va = a.to_vector<float>(), vb = b.to_vector<float>();
-    BOOST_REQUIRE_EQUAL(va.size(), vb.size());
-    std::int64_t worst = 0;
-    for (std::size_t i = 0; i < va.size(); ++i) {
-        std::int32_t ia, ib;
-        std::memcpy(&ia, &va[i], 4);
-        std::memcpy(&ib, &vb[i], 4);
-        if (ia < 0) ia = std::numeric_limits<std::int32_t>::min() - ia;
-        if (ib < 0) ib = std::numeric_limits<std::int32_t>::min() - ib;
-        worst = std::max<std::int64_t>(worst, std::abs(static_cast<std::int64_t>(ia) - ib));
-    }
-    return worst;
-}
 
 std::shared_ptr<nn::Sequential> mlp(const std::string& act) {
     return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{

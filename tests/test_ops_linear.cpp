@@ -7,8 +7,13 @@
 #include <xgrad/autograd/gradcheck_test.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "fused_compare.hpp"
+
 using xg::Tensor;
 using V = std::vector<Tensor>;
+
+using xgt::check_close;
+using xgt::max_ulp;
 
 namespace {
 Tensor rg(const Tensor& t) { return Tensor(t).requires_grad_(); }
@@ -18,31 +23,6 @@ Tensor reference(const Tensor& x, const Tensor& w, const Tensor& b, const std::s
     Tensor y = xg::matmul(x, xg::transpose(w, 0, 1));
     if (b.defined()) y = y + b;
     return act.empty() ? y : xg::get_activation(act)(y);
-}
-
-// Largest distance in units in the last place between two float32 tensors of one shape.
-std::int64_t max_ulp(const Tensor& a, const Tensor& b) {
-    const auto va = a.to_vector<float>(), vb = b.to_vector<float>();
-    BOOST_REQUIRE_EQUAL(va.size(), vb.size());
-    std::int64_t worst = 0;
-    for (std::size_t i = 0; i < va.size(); ++i) {
-        std::int32_t ia, ib;
-        std::memcpy(&ia, &va[i], 4);
-        std::memcpy(&ib, &vb[i], 4);
-        if (ia < 0) ia = std::numeric_limits<std::int32_t>::min() - ia;
-        if (ib < 0) ib = std::numeric_limits<std::int32_t>::min() - ib;
-        worst = std::max<std::int64_t>(worst, std::abs(static_cast<std::int64_t>(ia) - ib));
-    }
-    return worst;
-}
-
-void check_close(const Tensor& a, const Tensor& b, double tol) {
-    BOOST_REQUIRE(a.shape() == b.shape());
-    const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-    double worst = 0;
-    for (std::size_t i = 0; i < va.size(); ++i)
-        worst = std::max(worst, std::abs(va[i] - vb[i]) / (1.0 + std::abs(vb[i])));
-    BOOST_TEST(worst <= tol);
 }
 
 const char* kActs[] = {"", "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"};
