@@ -296,7 +296,10 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         cost += t.numel();
         in.fn = gradient_edge(t.impl());
         in.dtype = t.dtype();
-        if (t.shape() != value.shape()) in.own_shape = std::make_unique<const Shape>(t.shape());
+        if (t.shape() != value.shape()) {
+            in.own_shape = t.shape();
+            in.has_own_shape = true;
+        }
         if (const Node* c = in.fn.get()) {
             node->fork_ |= c->fork_;
             if (c->heavy_top_) {

@@ -57,13 +57,14 @@ class Node : public std::enable_shared_from_this<Node> {
 public:
     /// One input of the op: the node that receives its gradient (null when the input needs no
     /// gradient) and the input's shape and dtype, to check and un-broadcast the gradient returned
-    /// for it. The shape is stored only when it differs from the output's.
+    /// for it. The shape is stored only when it differs from the output's (inline: no allocation).
     struct Input {
         std::shared_ptr<Node> fn;
-        std::unique_ptr<const Shape> own_shape;  // null: the input had the output's shape
+        Shape own_shape;
+        bool has_own_shape = false;  // false: the input had the output's shape
         Dtype dtype = Dtype::f32;
         /// The input's shape, given the output's.
-        const Shape& shape(const Shape& output_shape) const { return own_shape ? *own_shape : output_shape; }
+        const Shape& shape(const Shape& output_shape) const { return has_own_shape ? own_shape : output_shape; }
     };
     /// State that few nodes need, allocated on first use.
     struct Extras {
