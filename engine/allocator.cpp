@@ -89,20 +89,38 @@ void shared_free(void* p, std::size_t capacity) {
     std::free(p);
 }
 
-// One thread's cache. Its mutex is only contended when empty_cache or allocator_stats runs on
-// another thread; the owner's lock and unlock touch a cache line no other thread writes.
-struct ThreadCache {
-    std::mutex mutex;
-    std::vector<void*> lists[kLocalClasses];
-    std::size_t cached = 0;
-    std::int64_t unpublished = 0;  // in-use bytes counted here and not yet in g_in_use
+// One thread's cache. Only its owner touches the free lists (no lock per buffer: an uncontended
+// mutex here cost 11% of a small-graph step). Other threads read the two counters (relaxed
+// atomics with one writer) for allocator_stats; empty_cache() bumps g_generation, and each cache
+// releases its buffers at its owner's next allocator call.
+std::atomic<std::uint64_t> g_generation{0};
 
-    void release_all() {  // caller holds `mutex`
-        for (std::size_t i = 0; i < kLocalClasses; ++i) {
-            for (void* p : lists[i]) std::free(p);
-            lists[i].clear();
+struct ThreadCache {
+    std::vector<void*> lists[kLocalClasses];
+    std::atomic<std::int64_t> cached{0};
+    std::atomic<std::int64_t> unpublished{0};  // in-use bytes counted here and not yet in g_in_use
+    std::atomic<std::uint64_t> generation{g_generation.load()};
+
+    void add_cached(std::int64_t d) { cached.store(cached.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+    // Counts `d` bytes more in use, publishing the count in steps of kFlushBytes.
+    void add_in_use(std::int64_t d) {
+        std::int64_t u = unpublished.load(std::memory_order_relaxed) + d;
+        if (u >= kFlushBytes || u <= -kFlushBytes) {
+            publish_in_use(u);
+            u = 0;
         }
-        cached = 0;
+        unpublished.store(u, std::memory_order_relaxed);
+    }
+    // Owner only: drops the buffers after an empty_cache() on any thread.
+    void follow_generation() {
+        const std::uint64_t g = g_generation.load(std::memory_order_acquire);
+        if (generation.load(std::memory_order_relaxed) == g) return;
+        for (auto& list : lists) {
+            for (void* p : list) std::free(p);
+            list.clear();
+        }
+        cached.store(0, std::memory_order_relaxed);
+        generation.store(g, std::memory_order_release);
     }
 };
 
@@ -134,18 +152,17 @@ ThreadCacheHolder::~ThreadCacheHolder() {
         auto& v = registry().caches;
         v.erase(std::find(v.begin(), v.end(), &tc));
     }
-    std::lock_guard<std::mutex> lock(tc.mutex);
+    tc.follow_generation();
     for (std::size_t i = 0; i < kLocalClasses; ++i)
         for (void* p : tc.lists[i]) shared_free(p, local_capacity(i));
-    tc.cached = 0;
-    publish_in_use(tc.unpublished);
-    tc.unpublished = 0;
+    publish_in_use(tc.unpublished.load(std::memory_order_relaxed));
     t_cache_dead = true;
 }
 
 ThreadCache* this_thread_cache() {
     if (t_cache_dead) return nullptr;
     thread_local ThreadCacheHolder holder;
+    holder.tc.follow_generation();
     return &holder.tc;
 }
 
@@ -156,17 +173,12 @@ void* cached_alloc(std::size_t bytes, std::size_t* capacity) {
     *capacity = cap;
     ThreadCache* tc = cap <= kLocalMaxBytes ? this_thread_cache() : nullptr;
     if (tc) {
-        std::lock_guard<std::mutex> lock(tc->mutex);
-        tc->unpublished += static_cast<std::int64_t>(cap);
-        if (tc->unpublished >= kFlushBytes) {
-            publish_in_use(tc->unpublished);
-            tc->unpublished = 0;
-        }
+        tc->add_in_use(static_cast<std::int64_t>(cap));
         auto& list = tc->lists[local_index(cap)];
         if (!list.empty()) {
             void* p = list.back();
             list.pop_back();
-            tc->cached -= cap;
+            tc->add_cached(-static_cast<std::int64_t>(cap));
             return p;
         }
     } else {
@@ -191,15 +203,11 @@ void* cached_alloc(std::size_t bytes, std::size_t* capacity) {
 void cached_free(void* p, std::size_t capacity) {
     ThreadCache* tc = capacity <= kLocalMaxBytes ? this_thread_cache() : nullptr;
     if (tc) {
-        std::lock_guard<std::mutex> lock(tc->mutex);
-        tc->unpublished -= static_cast<std::int64_t>(capacity);
-        if (tc->unpublished <= -kFlushBytes) {
-            publish_in_use(tc->unpublished);
-            tc->unpublished = 0;
-        }
-        if (tc->cached + capacity <= kLocalMaxCached) {
+        tc->add_in_use(-static_cast<std::int64_t>(capacity));
+        if (tc->cached.load(std::memory_order_relaxed) + static_cast<std::int64_t>(capacity) <=
+            static_cast<std::int64_t>(kLocalMaxCached)) {
             tc->lists[local_index(capacity)].push_back(p);
-            tc->cached += capacity;
+            tc->add_cached(static_cast<std::int64_t>(capacity));
             return;
         }
     } else {
@@ -215,34 +223,32 @@ namespace xg {
 AllocatorStats allocator_stats() {
     using namespace detail;
     std::int64_t in_use = g_in_use.load();
-    std::size_t cached = 0;
+    std::int64_t cached = 0;
     {
+        const std::uint64_t generation = g_generation.load(std::memory_order_acquire);
         std::lock_guard<std::mutex> lock(registry().mutex);
-        for (ThreadCache* tc : registry().caches) {
-            std::lock_guard<std::mutex> tl(tc->mutex);
-            in_use += tc->unpublished;
-            cached += tc->cached;
+        for (const ThreadCache* tc : registry().caches) {
+            in_use += tc->unpublished.load(std::memory_order_relaxed);
+            // A cache behind the generation is released at its owner's next call: not counted.
+            if (tc->generation.load(std::memory_order_acquire) == generation)
+                cached += tc->cached.load(std::memory_order_relaxed);
         }
     }
     {
         auto& c = cache();
         std::lock_guard<std::mutex> lock(c.mutex);
-        cached += c.cached;
+        cached += static_cast<std::int64_t>(c.cached);
     }
     // The peak is published in steps of up to 1 MiB per thread; it is at least the current use.
     const std::int64_t peak = std::max(g_peak.load(), in_use);
-    return {static_cast<std::size_t>(std::max<std::int64_t>(in_use, 0)), cached, static_cast<std::size_t>(peak)};
+    return {static_cast<std::size_t>(std::max<std::int64_t>(in_use, 0)),
+            static_cast<std::size_t>(std::max<std::int64_t>(cached, 0)), static_cast<std::size_t>(peak)};
 }
 
 void empty_cache() {
     using namespace detail;
-    {
-        std::lock_guard<std::mutex> lock(registry().mutex);
-        for (ThreadCache* tc : registry().caches) {
-            std::lock_guard<std::mutex> tl(tc->mutex);
-            tc->release_all();
-        }
-    }
+    g_generation.fetch_add(1, std::memory_order_acq_rel);  // every thread cache drops its buffers
+    if (ThreadCache* tc = this_thread_cache()) tc->follow_generation();  // this thread's at once
     auto& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
     for (auto& [cap, list] : c.free_lists)
