@@ -1,6 +1,7 @@
 #include "parallel.hpp"
 
 #include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
 
 #include <map>
 #include <string>
@@ -64,7 +65,7 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
         l.backward();
         losses[k] = l.item<double>();
-    });
+    }, affinity_);
     // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards',
     // total[j] = sum_k (n_k / N) grad_k[j], summed in shard order for every element. The work is
     // cut into pieces of parameters, in parallel tasks (with many small shards, one op per shard

@@ -1,6 +1,8 @@
 // nn/: data-parallel training steps with TBB: the batch is split into shards whose graphs are
 // built and back-propagated in parallel tasks, and the gradients are combined in a fixed order.
 #pragma once
+#include <tbb/partitioner.h>
+
 #include <functional>
 #include <memory>
 #include <vector>
@@ -39,6 +41,9 @@ private:
     std::shared_ptr<Module> model_;
     std::vector<std::shared_ptr<Module>> replicas_;
     std::vector<std::vector<Tensor>> replica_params_;  // each replica's parameters, in parameters() order
+    // Replays the last step's shard-to-thread mapping, so that a replica's buffers and gradients
+    // stay in one core's cache from step to step.
+    tbb::affinity_partitioner affinity_;
 };
 
 }  // namespace xg::nn
