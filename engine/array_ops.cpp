@@ -307,23 +307,6 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
         cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, LDA, b, LDB, 0.0, c, LDC);
 }
 
-// A large GEMM is cut into fixed tiles of C, each one single-threaded BLAS call on a TBB task. The
-// tiling depends on the problem size only, so results do not depend on the thread count.
-// Measured here (float32, 1 -> 2 threads): 128^3 0.041 -> 0.024 ms with 64-row tiles (one call
-// before: 1.00x), 64x256x256 1.49x, 256^3 2.01x, 512^3 2.04x, 1024^3 2.04x with 128-row tiles;
-// 64-row tiles on the big ones cost 3-5% at one thread, hence two tile heights.
-constexpr std::int64_t kGemmSplitFlops = std::int64_t(1) << 19;  // m*n*k below this (~10 us): one call
-constexpr std::int64_t kGemmTaskFlops = std::int64_t(1) << 18;   // fewer flops per task: tasks are grouped
-
-// Rows (or columns) per tile along a dimension of size d: big (128 rows, 256 columns) when d holds
-// two such tiles, else big / 2 when it holds two of those, else the whole dimension. (Going down
-// to 32-row tiles made 96^3 only 1.07x and cost 13% at one thread on 64x256x256.)
-std::int64_t gemm_tile(std::int64_t d, std::int64_t big) {
-    if (d >= 2 * big) return big;
-    if (d >= big) return big / 2;
-    return d;
-}
-
 }  // namespace
 
 Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
@@ -387,18 +370,14 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
     }
     const std::int64_t lda = a.size(-1), ldb = b.size(-1);
     const std::int64_t k = ka;
-    const bool split = m * n * k >= kGemmSplitFlops;
-    const std::int64_t tile_m = split ? gemm_tile(m, 128) : m;
-    const std::int64_t tile_n = split && tile_m == m ? gemm_tile(n, 256) : n;  // short, wide products
-    const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
-    const std::int64_t per_matrix = tiles_m * tiles_n, tasks = nbatch * per_matrix;
-    const std::int64_t task_flops = std::max<std::int64_t>(1, tile_m * tile_n * std::max<std::int64_t>(k, 1));
-    const std::int64_t grain = std::max<std::int64_t>(1, kGemmTaskFlops / task_flops);
+    const detail::GemmTiling tiling = detail::gemm_tiling(m, n, k);
+    const std::int64_t tile_m = tiling.tile_m, tile_n = tiling.tile_n, tiles_n = tiling.tiles_n;
+    const std::int64_t per_matrix = tiling.tiles(), tasks = nbatch * per_matrix;
     detail::dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
         const T* pa = a.data<T>();
         const T* pb = b.data<T>();
         T* pc = c.data<T>();
-        parallel_for(tasks, grain, [&](std::int64_t t0, std::int64_t t1) {
+        parallel_for(tasks, tiling.grain, [&](std::int64_t t0, std::int64_t t1) {
             for (std::int64_t t = t0; t < t1; ++t) {
                 const std::int64_t bi = t / per_matrix, tile = t % per_matrix;
                 const std::int64_t r0 = (tile / tiles_n) * tile_m, c0 = (tile % tiles_n) * tile_n;

@@ -48,15 +48,6 @@ void gemm_nt(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::in
                     LDC);
 }
 
-// The tiling of engine::matmul (fixed by the problem size, so results do not depend on the thread
-// count, and x W^T comes out bit-identical to matmul_t(x, W, false, true)).
-constexpr std::int64_t kGemmSplitFlops = std::int64_t(1) << 19;
-constexpr std::int64_t kGemmTaskFlops = std::int64_t(1) << 18;
-std::int64_t gemm_tile(std::int64_t d, std::int64_t big) {
-    if (d >= 2 * big) return big;
-    if (d >= big) return big / 2;
-    return d;
-}
 
 // NOTE: the bias is added after the GEMM, in the tile's own pass (still in cache), rather than
 // pre-filled for a beta = 1 GEMM: the two measured the same here (784-512 and 512-256 layers at batch
@@ -71,14 +62,9 @@ void forward_kernel(const Array& x, const Array& w, const Array* bias, const Fus
     T* py = y.data<T>();
     T* pz = z ? z->data<T>() : py;  // the GEMM's target: z when the activation's derivative needs it
     detail::ensure_blas_single_threaded();
-    const bool split = m * n * k >= kGemmSplitFlops;
-    const std::int64_t tile_m = split ? gemm_tile(m, 128) : m;
-    const std::int64_t tile_n = split && tile_m == m ? gemm_tile(n, 256) : n;
-    const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
-    const std::int64_t tasks = tiles_m * tiles_n;
-    const std::int64_t task_flops = std::max<std::int64_t>(1, tile_m * tile_n * std::max<std::int64_t>(k, 1));
-    const std::int64_t grain = std::max<std::int64_t>(1, kGemmTaskFlops / task_flops);
-    parallel_for(tasks, grain, [&](std::int64_t t0, std::int64_t t1) {
+    const detail::GemmTiling tiling = detail::gemm_tiling(m, n, k);  // engine::matmul's tiles: x W^T bit-identical to it
+    const std::int64_t tile_m = tiling.tile_m, tile_n = tiling.tile_n, tiles_n = tiling.tiles_n;
+    parallel_for(tiling.tiles(), tiling.grain, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t t = t0; t < t1; ++t) {
             const std::int64_t r0 = (t / tiles_n) * tile_m, c0 = (t % tiles_n) * tile_n;
             const std::int64_t rows = std::min(tile_m, m - r0), cols = std::min(tile_n, n - c0);
