@@ -101,7 +101,9 @@ struct ThreadCache {
     std::atomic<std::int64_t> unpublished{0};  // in-use bytes counted here and not yet in g_in_use
     std::atomic<std::uint64_t> generation{g_generation.load()};
 
-    void add_cached(std::int64_t d) { cached.store(cached.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+    void add_cached(std::int64_t d) {
+        cached.store(cached.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    }
     // Counts `d` bytes more in use, publishing the count in steps of kFlushBytes.
     void add_in_use(std::int64_t d) {
         std::int64_t u = unpublished.load(std::memory_order_relaxed) + d;
@@ -247,7 +249,7 @@ AllocatorStats allocator_stats() {
 
 void empty_cache() {
     using namespace detail;
-    g_generation.fetch_add(1, std::memory_order_acq_rel);  // every thread cache drops its buffers
+    g_generation.fetch_add(1, std::memory_order_acq_rel);                // every thread cache drops its buffers
     if (ThreadCache* tc = this_thread_cache()) tc->follow_generation();  // this thread's at once
     auto& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);

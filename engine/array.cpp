@@ -27,7 +27,8 @@ struct Storage {
     std::shared_ptr<Storage> owner;  // set on an alias (Array::alias): the storage whose buffer this is
 
     explicit Storage(std::size_t n) : bytes(n) { data = cached_alloc(n, &capacity); }
-    explicit Storage(std::shared_ptr<Storage> of) : data(of->get()), bytes(of->bytes), dtype(of->dtype), owner(std::move(of)) {}
+    explicit Storage(std::shared_ptr<Storage> of)
+        : data(of->get()), bytes(of->bytes), dtype(of->dtype), owner(std::move(of)) {}
     Storage(std::size_t n, Dtype d, const void* v) : bytes(n), dtype(d) {
         std::memcpy(value, v, dtype_size(d));
         uniform.store(true, std::memory_order_relaxed);

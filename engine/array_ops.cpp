@@ -345,7 +345,8 @@ Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
     if (c.numel() == 0) return c;
     detail::ensure_blas_single_threaded();
     // Offsets of each batch matrix in a and b (broadcast batch dims repeat a matrix).
-    boost::container::small_vector<std::int64_t, 1> off_a(static_cast<std::size_t>(nbatch)), off_b(static_cast<std::size_t>(nbatch));
+    boost::container::small_vector<std::int64_t, 1> off_a(static_cast<std::size_t>(nbatch)),
+        off_b(static_cast<std::size_t>(nbatch));
     {
         Shape sa(batch.size(), 0), sb(batch.size(), 0);
         auto fill_strides = [&](const Shape& bs, Shape& st, std::int64_t mat) {

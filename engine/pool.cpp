@@ -17,8 +17,8 @@ constexpr bool kPooling = true;
 // Blocks are whole, 64-byte aligned cache lines: objects used by different threads (the nodes,
 // tensors and storages of DataParallel shards, freed and reused across threads) never share a
 // line (no false sharing between their reference counts).
-constexpr std::size_t kGranule = 64;                 // size classes of 64 bytes ...
-constexpr std::size_t kClasses = 16;                 // ... up to 1 KiB; larger blocks bypass the pool
+constexpr std::size_t kGranule = 64;  // size classes of 64 bytes ...
+constexpr std::size_t kClasses = 16;  // ... up to 1 KiB; larger blocks bypass the pool
 // Beyond this many bytes per size class and thread, freed blocks go back to malloc. A graph of 10^6
 // tiny ops needs ~100 MB per class; with a 16 MB cap every pass handed most blocks back and faulted
 // fresh pages in again (W3 at 10^6 nodes: 1.77 -> 0.93 us per node with 256 MB).

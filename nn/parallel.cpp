@@ -27,7 +27,8 @@ void share_state(const Module& master, Module& replica) {
         if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype())
             throw ShapeError("DataParallel: '" + name + "' has shape " + shape_str(it->second.shape()) +
                              " in the replica and " + shape_str(t.shape()) + " in the model");
-        it->second.impl()->value = getenv("XG_EXP") ? t.array().clone() : t.array();  // same buffer, separate autograd state
+        it->second.impl()->value =
+            getenv("XG_EXP") ? t.array().clone() : t.array();  // same buffer, separate autograd state
     }
 }
 }  // namespace
@@ -56,16 +57,19 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
     const std::int64_t used = std::min<std::int64_t>(k_count, n);
     std::vector<double> losses(static_cast<std::size_t>(used));
     auto bounds = [&](std::int64_t k) { return std::pair{n * k / used, n * (k + 1) / used}; };
-    tbb::parallel_for(std::int64_t(0), used, [&](std::int64_t k) {
-        EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
-        Module& replica = *replicas_[k];
-        if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
-        for (Tensor& p : replica_params_[k]) p.zero_grad();
-        const auto [b, e] = bounds(k);
-        Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
-        l.backward();
-        losses[k] = l.item<double>();
-    }, affinity_);
+    tbb::parallel_for(
+        std::int64_t(0), used,
+        [&](std::int64_t k) {
+            EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
+            Module& replica = *replicas_[k];
+            if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
+            for (Tensor& p : replica_params_[k]) p.zero_grad();
+            const auto [b, e] = bounds(k);
+            Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
+            l.backward();
+            losses[k] = l.item<double>();
+        },
+        affinity_);
     // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards',
     // total[j] = sum_k (n_k / N) grad_k[j], summed in shard order for every element. The work is
     // cut into pieces of parameters, in parallel tasks (with many small shards, one op per shard
@@ -93,7 +97,8 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         for (std::int64_t k = 0; k < used && !g0.defined(); ++k) g0 = replica_params_[k][i].grad();
         if (!g0.defined()) continue;
         totals[i] = Array(g0.shape(), g0.dtype());
-        for (std::int64_t b = 0; b < g0.numel(); b += kPiece) pieces.push_back({i, b, std::min(b + kPiece, g0.numel())});
+        for (std::int64_t b = 0; b < g0.numel(); b += kPiece)
+            pieces.push_back({i, b, std::min(b + kPiece, g0.numel())});
     }
     tbb::parallel_for(std::size_t(0), pieces.size(), [&](std::size_t t) {
         const Piece& piece = pieces[t];

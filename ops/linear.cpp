@@ -48,7 +48,6 @@ void gemm_nt(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::in
                     LDC);
 }
 
-
 // NOTE: the bias is added after the GEMM, in the tile's own pass (still in cache), rather than
 // pre-filled for a beta = 1 GEMM: the two measured the same here (784-512 and 512-256 layers at batch
 // 128 with relu: 1.46 ms either way, within 1%), and z + b is then rounded exactly as matmul + add.
@@ -62,7 +61,8 @@ void forward_kernel(const Array& x, const Array& w, const Array* bias, const Fus
     T* py = y.data<T>();
     T* pz = z ? z->data<T>() : py;  // the GEMM's target: z when the activation's derivative needs it
     detail::ensure_blas_single_threaded();
-    const detail::GemmTiling tiling = detail::gemm_tiling(m, n, k);  // engine::matmul's tiles: x W^T bit-identical to it
+    const detail::GemmTiling tiling =
+        detail::gemm_tiling(m, n, k);  // engine::matmul's tiles: x W^T bit-identical to it
     const std::int64_t tile_m = tiling.tile_m, tile_n = tiling.tile_n, tiles_n = tiling.tiles_n;
     parallel_for(tiling.tiles(), tiling.grain, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t t = t0; t < t1; ++t) {

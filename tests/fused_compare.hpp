@@ -1,8 +1,8 @@
 // Comparisons of a fused op with its unfused formula, shared by the fusion suites (ops_linear,
 // nn_fused): ulp distance in float32, relative closeness.
 #pragma once
-#include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
