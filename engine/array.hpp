@@ -83,11 +83,15 @@ private:
 struct AllocatorStats {
     std::size_t bytes_in_use = 0;
     std::size_t bytes_cached = 0;
+    /// Threads publish their small allocations in steps of up to 1 MiB: the peak may miss up to
+    /// 1 MiB per thread (it is never below bytes_in_use).
     std::size_t peak_bytes_in_use = 0;
 };
 /// Current caching-allocator statistics.
 AllocatorStats allocator_stats();
-/// Returns all cached (unused) buffers to the operating system.
+/// Returns all cached (unused) buffers to the operating system: at once for this thread and the
+/// shared cache, at their next allocation or free for other threads' caches (which
+/// allocator_stats no longer counts).
 void empty_cache();
 
 }  // namespace xg
