@@ -37,6 +37,8 @@ struct Storage {
     ~Storage() {
         if (data && !owner) cached_free(data, capacity);
     }
+    /// The storage that owns the buffer (this one, or the one an alias stands for).
+    Storage& root() { return owner ? *owner : *this; }
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
 
@@ -187,10 +189,10 @@ Array Array::to(Dtype dtype) const {
 
 std::uint64_t Array::version() const {
     if (!storage_) return 0;
-    return storage_->owner ? storage_->owner->version : storage_->version;
+    return storage_->root().version;
 }
 void Array::bump_version() {
-    if (storage_) ++(storage_->owner ? storage_->owner->version : storage_->version);
+    if (storage_) ++storage_->root().version;
 }
 
 bool Array::unique() const {
@@ -199,9 +201,7 @@ bool Array::unique() const {
 
 bool Array::shares_storage(const Array& other) const {
     if (!storage_ || !other.storage_) return storage_ == other.storage_;
-    const auto* a = storage_->owner ? storage_->owner.get() : storage_.get();
-    const auto* b = other.storage_->owner ? other.storage_->owner.get() : other.storage_.get();
-    return a == b;
+    return &storage_->root() == &other.storage_->root();
 }
 
 Array Array::alias() const {
