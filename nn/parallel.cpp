@@ -27,10 +27,15 @@ void share_state(const Module& master, Module& replica) {
         if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype())
             throw ShapeError("DataParallel: '" + name + "' has shape " + shape_str(it->second.shape()) +
                              " in the replica and " + shape_str(t.shape()) + " in the model");
-        it->second.impl()->value =
-            getenv("XG_EXP") ? t.array().clone() : t.array();  // same buffer, separate autograd state
+        // Same buffer under the replica's own reference count: the shards' threads then never
+        // write to one shared counter when their ops take references to a parameter.
+        it->second.impl()->value = t.array().alias();
     }
 }
+// A shard's handle on a batch tensor. Data (no gradient wanted) gets an alias of the buffer under
+// its own reference count: every op of a shard copies references to its input, and with one
+// shared count the two cores' caches pass that counter's line back and forth on each copy.
+Tensor own_view(const Tensor& t) { return t.requires_grad() ? t : Tensor(t.array().alias()); }
 }  // namespace
 
 DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<std::shared_ptr<Module>()>& make_replica,
@@ -65,7 +70,7 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
             if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
             for (Tensor& p : replica_params_[k]) p.zero_grad();
             const auto [b, e] = bounds(k);
-            Tensor l = loss(replica(slice(inputs, 0, b, e)), slice(targets, 0, b, e));
+            Tensor l = loss(replica(slice(own_view(inputs), 0, b, e)), slice(own_view(targets), 0, b, e));
             l.backward();
             losses[k] = l.item<double>();
         },
