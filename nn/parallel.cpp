@@ -8,6 +8,7 @@
 
 #include "../engine/kernels.hpp"
 #include "../ops/arithmetic.hpp"
+#include "../ops/factories.hpp"
 #include "../ops/shape_ops.hpp"
 
 namespace xg::nn {
@@ -32,10 +33,30 @@ void share_state(const Module& master, Module& replica) {
         it->second.impl()->value = t.array().alias();
     }
 }
-// A shard's handle on a batch tensor. Data (no gradient wanted) gets an alias of the buffer under
-// its own reference count: every op of a shard copies references to its input, and with one
-// shared count the two cores' caches pass that counter's line back and forth on each copy.
-Tensor own_view(const Tensor& t) { return t.requires_grad() ? t : Tensor(t.array().alias()); }
+// A shard's rows [b, e) of a batch tensor, as a leaf of the shard's own graph: an alias of the
+// buffer under its own reference count (every op of a shard copies references to its input, and
+// with one shared count the cores would pass that counter's line back and forth on each copy).
+// It never links to the batch's graph: concurrent passes must share no node. When the batch needs
+// a gradient the shard leaf requires grad, and forward_backward passes the rows' gradients on.
+Tensor shard_rows(const Tensor& t, std::int64_t b, std::int64_t e) {
+    Tensor rows = slice(Tensor(t.array().alias()), 0, b, e);
+    if (t.requires_grad()) rows.requires_grad_(true);
+    return rows;
+}
+
+// Sends sum_k weight_k * grad(rows_k) into `batch` (into its graph, or its .grad for a leaf), with
+// rows_k the shard leaves of shard_rows. Shards whose loss did not reach their rows contribute zeros.
+void pass_on_row_gradients(const Tensor& batch, const std::vector<Tensor>& rows, const std::vector<double>& weights) {
+    NoGradGuard no_grad;
+    std::vector<Tensor> parts;
+    bool any = false;
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+        const Tensor g = rows[k].grad();
+        any |= g.defined();
+        parts.push_back(g.defined() ? g * weights[k] : zeros_like(rows[k]));
+    }
+    if (any) batch.backward(parts.size() == 1 ? parts[0] : concat(parts, 0));
+}
 }  // namespace
 
 DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<std::shared_ptr<Module>()>& make_replica,
@@ -62,6 +83,7 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
     const std::int64_t used = std::min<std::int64_t>(k_count, n);
     std::vector<double> losses(static_cast<std::size_t>(used));
     auto bounds = [&](std::int64_t k) { return std::pair{n * k / used, n * (k + 1) / used}; };
+    std::vector<Tensor> input_rows(static_cast<std::size_t>(used)), target_rows(static_cast<std::size_t>(used));
     tbb::parallel_for(
         std::int64_t(0), used,
         [&](std::int64_t k) {
@@ -70,7 +92,9 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
             if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
             for (Tensor& p : replica_params_[k]) p.zero_grad();
             const auto [b, e] = bounds(k);
-            Tensor l = loss(replica(slice(own_view(inputs), 0, b, e)), slice(own_view(targets), 0, b, e));
+            input_rows[k] = shard_rows(inputs, b, e);
+            target_rows[k] = shard_rows(targets, b, e);
+            Tensor l = loss(replica(input_rows[k]), target_rows[k]);
             l.backward();
             losses[k] = l.item<double>();
         },
@@ -132,6 +156,8 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         Tensor t(std::move(totals[i]));
         p.set_grad(p.grad().defined() ? p.grad() + t : t);
     }
+    if (inputs.requires_grad()) pass_on_row_gradients(inputs, input_rows, weights);
+    if (targets.requires_grad()) pass_on_row_gradients(targets, target_rows, weights);
     return mean_loss;
 }
 

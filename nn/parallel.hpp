@@ -21,7 +21,11 @@ using ShardLoss = std::function<Tensor(const Tensor& output, const Tensor& targe
 /// own gradients, so the graphs share no mutable state; the master's gradient is then
 /// sum_k (n_k / N) grad_k, added in shard order. The shard boundaries depend only on the batch
 /// size and `shards`, never on the thread count, so the result is bit-identical at any number of
-/// threads. It equals the single-graph gradient of the mean loss up to rounding. Layers whose
+/// threads. It equals the single-graph gradient of the mean loss up to rounding. Inputs or targets
+/// that require grad receive the gradient of the mean loss too: each shard reads its rows through a
+/// leaf of its own (concurrent passes must share no graph node), and the rows' gradients are sent
+/// into the batch's graph after the shards. For the same reason the loss must not use tensors that
+/// require grad other than its two arguments. Layers whose
 /// forward depends on the whole batch (BatchNorm's batch statistics) see per-shard statistics, and
 /// Dropout draws its masks in task order: use it with models free of both for reproducible runs.
 class DataParallel {

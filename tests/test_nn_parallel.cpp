@@ -1,14 +1,14 @@
 #include <boost/test/unit_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
+#include <xgrad/xgrad.hpp>
 
 namespace {
 using namespace xg;
 
 std::shared_ptr<nn::Module> make_mlp() {
     return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
-        std::make_shared<nn::Linear>(12, 16), std::make_shared<nn::Activation>("tanh"), std::make_shared<nn::Linear>(16, 5)});
+        std::make_shared<nn::Linear>(12, 16), std::make_shared<nn::Activation>("tanh"),
+        std::make_shared<nn::Linear>(16, 5)});
 }
 
 nn::ShardLoss ce = [](const Tensor& out, const Tensor& y) { return nn::cross_entropy(out, y); };
@@ -38,7 +38,8 @@ BOOST_AUTO_TEST_CASE(sharded_gradient_equals_single_graph_gradient) {
     const auto sharded = grads_of(*model);
     BOOST_REQUIRE_EQUAL(sharded.size(), reference.size());
     for (std::size_t i = 0; i < reference.size(); ++i)
-        for (std::size_t j = 0; j < reference[i].size(); ++j) BOOST_TEST(std::fabs(sharded[i][j] - reference[i][j]) < 1e-6);
+        for (std::size_t j = 0; j < reference[i].size(); ++j)
+            BOOST_TEST(std::fabs(sharded[i][j] - reference[i][j]) < 1e-6);
 }
 
 BOOST_AUTO_TEST_CASE(bit_identical_at_one_and_two_threads) {
@@ -63,16 +64,49 @@ BOOST_AUTO_TEST_CASE(bit_identical_at_one_and_two_threads) {
 }
 
 BOOST_AUTO_TEST_CASE(replicas_share_the_master_buffers) {
+    manual_seed(5);
     auto model = make_mlp();
-    nn::DataParallel dp(model, make_mlp, 2);
-    auto x = randn({4, 12});
-    auto y = randint(0, 5, {4});
+    nn::DataParallel dp(model, make_mlp, 2);  // replicas made before the master changes below
+    auto x = randn({6, 12});
+    auto y = randint(0, 5, {6});
     {
         NoGradGuard ng;
-        model->parameters()[0].fill_(0.25);  // visible to the replicas without a copy
+        model->parameters()[0].fill_(0.25);  // in place, after the replicas exist
+        model->parameters()[2].mul_(-2.0);
     }
-    dp.forward_backward(x, y, ce);
-    BOOST_TEST(model->parameters()[0].grad().defined());
+    const double loss = dp.forward_backward(x, y, ce);
+    const auto sharded = grads_of(*model);
+    model->zero_grad();
+    const double reference_loss = nn::cross_entropy((*model)(x), y).item<double>();
+    nn::cross_entropy((*model)(x), y).backward();
+    const auto reference = grads_of(*model);
+    // A replica holding copies of the old values would give another loss and other gradients.
+    BOOST_TEST(std::fabs(loss - reference_loss) < 1e-5);
+    for (std::size_t i = 0; i < reference.size(); ++i)
+        for (std::size_t j = 0; j < reference[i].size(); ++j)
+            BOOST_TEST(std::fabs(sharded[i][j] - reference[i][j]) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_that_require_grad_receive_the_mean_loss_gradient) {
+    // The shards' graphs must share no node (concurrent passes): each shard gets its own leaf of
+    // its rows, and the rows' gradients reach the batch tensor's graph afterwards.
+    manual_seed(6);
+    auto model = make_mlp();
+    auto leaf = randn({9, 12}).requires_grad_();  // 9 rows: shards of 3, 2, 2, 2
+    auto y = randint(0, 5, {9});
+    nn::cross_entropy((*model)(leaf * 2.0), y).backward();
+    const auto reference = leaf.grad().to_vector<double>();
+    leaf.zero_grad();
+    model->zero_grad();
+    nn::DataParallel dp(model, make_mlp, 4);
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        dp.forward_backward(leaf * 2.0, y, ce);  // the batch is a non-leaf: its graph continues
+        BOOST_REQUIRE(leaf.grad().defined());
+        const auto sharded = leaf.grad().to_vector<double>();
+        for (std::size_t i = 0; i < reference.size(); ++i) BOOST_TEST(std::fabs(sharded[i] - reference[i]) < 1e-6);
+        leaf.zero_grad();
+    }
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_throw) {
