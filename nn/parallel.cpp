@@ -92,9 +92,12 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
             if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
             for (Tensor& p : replica_params_[k]) p.zero_grad();
             const auto [b, e] = bounds(k);
-            input_rows[k] = shard_rows(inputs, b, e);
-            target_rows[k] = shard_rows(targets, b, e);
-            Tensor l = loss(replica(input_rows[k]), target_rows[k]);
+            const Tensor x = shard_rows(inputs, b, e), y = shard_rows(targets, b, e);
+            // Kept past the task only when their gradients are needed: blocks freed on another
+            // thread go to that thread's pool.
+            if (x.requires_grad()) input_rows[k] = x;
+            if (y.requires_grad()) target_rows[k] = y;
+            Tensor l = loss(replica(x), y);
             l.backward();
             losses[k] = l.item<double>();
         },
