@@ -17,8 +17,13 @@ void cached_free(void* p, std::size_t capacity);
 /// recording itself. Blocks are whole 64-byte aligned cache lines, so that objects of different
 /// threads never share a line (see pool.cpp).
 void* pool_alloc(std::size_t bytes);
-/// Returns a block from pool_alloc (with the same size) to the calling thread's free list.
+/// Returns a block from pool_alloc (with the same size) to the calling thread's free list (its
+/// excess goes to a shared list that other threads refill from).
 void pool_free(void* p, std::size_t bytes) noexcept;
+/// Bytes of free blocks in the shared list (for tests).
+std::size_t pool_shared_bytes();
+/// Bytes of free blocks held by the calling thread (for tests).
+std::size_t pool_local_bytes();
 
 /// A std allocator over pool_alloc, for std::allocate_shared.
 template <class T>

@@ -3,6 +3,7 @@
 #include <sstream>
 #include <thread>
 #include <vector>
+#include <xgrad/engine/allocator.hpp>
 
 #include "ops_test_util.hpp"
 
@@ -227,6 +228,28 @@ BOOST_AUTO_TEST_CASE(small_buffers_freed_on_other_threads_are_counted_and_releas
     BOOST_TEST(xg::allocator_stats().bytes_cached == after.bytes_cached);
     xg::empty_cache();
     BOOST_TEST(xg::allocator_stats().bytes_cached == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(node_blocks_freed_on_another_thread_are_reused_not_hoarded) {
+    // A producer thread makes arrays (their storages are pool blocks) and this thread frees them,
+    // round after round. The freeing thread keeps at most 1 MiB per size class; the rest goes to
+    // the shared list, which the producer refills from: the free blocks stay at about one round's
+    // worth instead of growing by a round each time.
+    constexpr int kRounds = 8, kCount = 20000;
+    std::size_t after_first = 0;
+    for (int round = 0; round < kRounds; ++round) {
+        std::vector<Array> made;
+        std::thread producer([&] {
+            made.reserve(kCount);
+            for (int i = 0; i < kCount; ++i) made.emplace_back(xg::Shape{1}, xg::f32);
+        });
+        producer.join();
+        made.clear();
+        const std::size_t free_blocks = xg::detail::pool_local_bytes() + xg::detail::pool_shared_bytes();
+        if (round == 0) after_first = free_blocks;
+        BOOST_TEST(xg::detail::pool_local_bytes() <= 16u << 20);
+        BOOST_TEST(free_blocks <= after_first + (1u << 20));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(reading_values) {
