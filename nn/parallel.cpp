@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -44,16 +45,16 @@ Tensor shard_rows(const Tensor& t, std::int64_t b, std::int64_t e) {
     return rows;
 }
 
-// Sends sum_k weight_k * grad(rows_k) into `batch` (into its graph, or its .grad for a leaf), with
-// rows_k the shard leaves of shard_rows. Shards whose loss did not reach their rows contribute zeros.
-void pass_on_row_gradients(const Tensor& batch, const std::vector<Tensor>& rows, const std::vector<double>& weights) {
+// Sends the rows' gradients (each already weighted by its shard's n_k / N) into `batch`: into its
+// graph, or its .grad for a leaf. Shards whose loss did not reach their rows contribute zeros.
+void pass_on_row_gradients(const Tensor& batch, const std::vector<Tensor>& rows) {
     NoGradGuard no_grad;
     std::vector<Tensor> parts;
     bool any = false;
-    for (std::size_t k = 0; k < rows.size(); ++k) {
-        const Tensor g = rows[k].grad();
+    for (const Tensor& r : rows) {
+        const Tensor g = r.grad();
         any |= g.defined();
-        parts.push_back(g.defined() ? g * weights[k] : zeros_like(rows[k]));
+        parts.push_back(g.defined() ? g : zeros_like(r));
     }
     if (any) batch.backward(parts.size() == 1 ? parts[0] : concat(parts, 0));
 }
@@ -61,10 +62,10 @@ void pass_on_row_gradients(const Tensor& batch, const std::vector<Tensor>& rows,
 
 DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<std::shared_ptr<Module>()>& make_replica,
                            int shards)
-    : model_(std::move(model)) {
+    : model_(std::move(model)), shards_(shards) {
     if (!model_) throw ValueError("DataParallel: the model is null");
     if (shards < 1) throw ValueError("DataParallel: shards must be >= 1, got " + std::to_string(shards));
-    for (int k = 0; k < shards; ++k) {
+    for (int g = 0; g < std::min(shards, kGroups); ++g) {
         auto replica = make_replica();
         if (!replica) throw ValueError("DataParallel: make_replica returned null");
         share_state(*model_, *replica);
@@ -79,44 +80,52 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         throw ShapeError("DataParallel: inputs " + shape_str(inputs.shape()) + " and targets " +
                          shape_str(targets.shape()) + " need the same (non-empty) first dimension");
     const std::int64_t n = inputs.size(0);
-    const auto k_count = static_cast<std::int64_t>(replicas_.size());
-    const std::int64_t used = std::min<std::int64_t>(k_count, n);
-    std::vector<double> losses(static_cast<std::size_t>(used));
+    const std::int64_t used = std::min<std::int64_t>(shards_, n);  // shards of at least one sample
+    const auto groups = std::min<std::int64_t>(static_cast<std::int64_t>(replicas_.size()), used);
     auto bounds = [&](std::int64_t k) { return std::pair{n * k / used, n * (k + 1) / used}; };
+    auto group_shards = [&](std::int64_t g) { return std::pair{used * g / groups, used * (g + 1) / groups}; };
+    std::vector<double> losses(static_cast<std::size_t>(used)), weights(static_cast<std::size_t>(used));
+    for (std::int64_t k = 0; k < used; ++k) {
+        const auto [b, e] = bounds(k);
+        weights[k] = static_cast<double>(e - b) / static_cast<double>(n);
+    }
     std::vector<Tensor> input_rows(static_cast<std::size_t>(used)), target_rows(static_cast<std::size_t>(used));
+    // One task per group of consecutive shards, on the group's replica: each shard's loss is
+    // back-propagated with weight n_k / N, so the replica's gradients add up, in shard order, to
+    // the group's part of the mean-loss gradient. The shards' gradients never leave the core that
+    // made them; only the group sums are combined below.
     tbb::parallel_for(
-        std::int64_t(0), used,
-        [&](std::int64_t k) {
+        std::int64_t(0), groups,
+        [&](std::int64_t g) {
             EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
-            Module& replica = *replicas_[k];
+            Module& replica = *replicas_[g];
             if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
-            for (Tensor& p : replica_params_[k]) p.zero_grad();
-            const auto [b, e] = bounds(k);
-            const Tensor x = shard_rows(inputs, b, e), y = shard_rows(targets, b, e);
-            // Kept past the task only when their gradients are needed: blocks freed on another
-            // thread go to that thread's pool.
-            if (x.requires_grad()) input_rows[k] = x;
-            if (y.requires_grad()) target_rows[k] = y;
-            Tensor l = loss(replica(x), y);
-            l.backward();
-            losses[k] = l.item<double>();
+            for (Tensor& p : replica_params_[g]) p.zero_grad();
+            const auto [first, last] = group_shards(g);
+            for (std::int64_t k = first; k < last; ++k) {
+                const auto [b, e] = bounds(k);
+                const Tensor x = shard_rows(inputs, b, e), y = shard_rows(targets, b, e);
+                // Kept past the task only when their gradients are needed: blocks freed on another
+                // thread go to that thread's pool.
+                if (x.requires_grad()) input_rows[k] = x;
+                if (y.requires_grad()) target_rows[k] = y;
+                Tensor l = loss(replica(x), y);
+                if (!l.defined() || l.numel() != 1)
+                    throw ShapeError("DataParallel: the loss must return one element, got shape " +
+                                     (l.defined() ? shape_str(l.shape()) : std::string("undefined")));
+                l.backward(full_like(l, weights[k]));
+                losses[k] = l.item<double>();
+            }
         },
         affinity_);
-    // Fixed-order combination: the master's gradient is the sample-weighted mean of the shards',
-    // total[j] = sum_k (n_k / N) grad_k[j], summed in shard order for every element. The work is
-    // cut into pieces of parameters, in parallel tasks (with many small shards, one op per shard
-    // and parameter on this thread alone cost more than the shards' graphs).
+    double mean_loss = 0;
+    for (std::int64_t k = 0; k < used; ++k) mean_loss += losses[k] * weights[k];
+    // Fixed-order combination: total[j] = sum_g grad_g[j], in group order for every element. The
+    // work is cut into pieces of parameters, in parallel tasks.
     const std::vector<Tensor> params = model_->parameters();
     if (params.size() != replica_params_.front().size())
         throw ValueError("DataParallel: the model has " + std::to_string(params.size()) +
                          " parameters now and its replicas " + std::to_string(replica_params_.front().size()));
-    double mean_loss = 0;
-    std::vector<double> weights(static_cast<std::size_t>(used));
-    for (std::int64_t k = 0; k < used; ++k) {
-        const auto [b, e] = bounds(k);
-        weights[k] = static_cast<double>(e - b) / static_cast<double>(n);
-        mean_loss += losses[k] * weights[k];
-    }
     struct Piece {
         std::size_t param;
         std::int64_t begin, end;
@@ -125,8 +134,8 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
     std::vector<Piece> pieces;
     constexpr std::int64_t kPiece = 1 << 14;  // elements per task
     for (std::size_t i = 0; i < params.size(); ++i) {
-        Tensor g0;  // the first shard's gradient that is defined gives the shape
-        for (std::int64_t k = 0; k < used && !g0.defined(); ++k) g0 = replica_params_[k][i].grad();
+        Tensor g0;  // the first group's gradient that is defined gives the shape
+        for (std::int64_t g = 0; g < groups && !g0.defined(); ++g) g0 = replica_params_[g][i].grad();
         if (!g0.defined()) continue;
         totals[i] = Array(g0.shape(), g0.dtype());
         for (std::int64_t b = 0; b < g0.numel(); b += kPiece)
@@ -139,15 +148,14 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
             T* out = total.template data<T>() + piece.begin;
             const std::int64_t len = piece.end - piece.begin;
             bool first = true;
-            for (std::int64_t k = 0; k < used; ++k) {
-                const Tensor g = replica_params_[k][piece.param].grad();
-                if (!g.defined()) continue;
-                const T w = static_cast<T>(weights[k]);
-                const T* src = g.array().template data<T>() + piece.begin;
+            for (std::int64_t g = 0; g < groups; ++g) {
+                const Tensor grad = replica_params_[g][piece.param].grad();
+                if (!grad.defined()) continue;
+                const T* src = grad.array().template data<T>() + piece.begin;
                 if (first)
-                    for (std::int64_t j = 0; j < len; ++j) out[j] = w * src[j];
+                    std::copy(src, src + len, out);
                 else
-                    for (std::int64_t j = 0; j < len; ++j) out[j] += w * src[j];
+                    for (std::int64_t j = 0; j < len; ++j) out[j] += src[j];
                 first = false;
             }
         });
@@ -159,8 +167,8 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         Tensor t(std::move(totals[i]));
         p.set_grad(p.grad().defined() ? p.grad() + t : t);
     }
-    if (inputs.requires_grad()) pass_on_row_gradients(inputs, input_rows, weights);
-    if (targets.requires_grad()) pass_on_row_gradients(targets, target_rows, weights);
+    if (inputs.requires_grad()) pass_on_row_gradients(inputs, input_rows);
+    if (targets.requires_grad()) pass_on_row_gradients(targets, target_rows);
     return mean_loss;
 }
 

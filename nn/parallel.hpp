@@ -16,18 +16,19 @@ using ShardLoss = std::function<Tensor(const Tensor& output, const Tensor& targe
 
 /// Runs forward + backward of a batch as `shards` independent graphs, in parallel TBB tasks.
 ///
-/// Each shard runs on a replica of the model whose parameters share the master's buffers (no
-/// copies; an optimizer stepping the master updates every replica). Each replica accumulates its
-/// own gradients, so the graphs share no mutable state; the master's gradient is then
-/// sum_k (n_k / N) grad_k, added in shard order. The shard boundaries depend only on the batch
-/// size and `shards`, never on the thread count, so the result is bit-identical at any number of
-/// threads. It equals the single-graph gradient of the mean loss up to rounding. Inputs or targets
-/// that require grad receive the gradient of the mean loss too: each shard reads its rows through a
-/// leaf of its own (concurrent passes must share no graph node), and the rows' gradients are sent
-/// into the batch's graph after the shards. For the same reason the loss must not use tensors that
-/// require grad other than its two arguments. Layers whose
-/// forward depends on the whole batch (BatchNorm's batch statistics) see per-shard statistics, and
-/// Dropout draws its masks in task order: use it with models free of both for reproducible runs.
+/// The shards are cut into at most kGroups groups of consecutive shards. Each group is one task
+/// on a replica of the model whose parameters share the master's buffers (no copies; an optimizer
+/// stepping the master updates every replica). The task back-propagates each of its shards' losses
+/// weighted by n_k / N into the replica's gradients, in shard order; the master's gradient is then
+/// the sum of the groups' gradients, added in group order. Shard and group boundaries depend only
+/// on the batch size and `shards`, never on the thread count, so the result is bit-identical at
+/// any number of threads. It equals the single-graph gradient of the mean loss up to rounding.
+/// Inputs or targets that require grad receive the gradient of the mean loss too: each shard reads
+/// its rows through a leaf of its own (concurrent passes must share no graph node), and the rows'
+/// gradients are sent into the batch's graph after the shards. For the same reason the loss must
+/// not use tensors that require grad other than its two arguments. Layers whose forward depends on
+/// the whole batch (BatchNorm's batch statistics) see per-shard statistics, and Dropout draws its
+/// masks in task order: use it with models free of both for reproducible runs.
 class DataParallel {
 public:
     /// make_replica builds a model of the same architecture as `model` (its initial values do not
@@ -39,10 +40,13 @@ public:
     /// Returns the mean loss.
     double forward_backward(const Tensor& inputs, const Tensor& targets, const ShardLoss& loss);
     /// Number of shards.
-    int shards() const { return static_cast<int>(replicas_.size()); }
+    int shards() const { return shards_; }
+    /// Shards run in at most this many groups of consecutive shards, one task and one replica each.
+    static constexpr int kGroups = 16;
 
 private:
     std::shared_ptr<Module> model_;
+    int shards_;
     std::vector<std::shared_ptr<Module>> replicas_;
     std::vector<std::vector<Tensor>> replica_params_;  // each replica's parameters, in parameters() order
     // Replays the last step's shard-to-thread mapping, so that a replica's buffers and gradients

@@ -240,8 +240,9 @@ BOOST_AUTO_TEST_CASE(node_blocks_freed_on_another_thread_are_reused_not_hoarded)
     for (int round = 0; round < kRounds; ++round) {
         std::vector<Array> made;
         std::thread producer([&] {
+            const xg::Shape one{1};
             made.reserve(kCount);
-            for (int i = 0; i < kCount; ++i) made.emplace_back(xg::Shape{1}, xg::f32);
+            for (int i = 0; i < kCount; ++i) made.emplace_back(one, xg::f32);
         });
         producer.join();
         made.clear();
