@@ -214,7 +214,8 @@ BOOST_AUTO_TEST_CASE(small_buffers_freed_on_other_threads_are_counted_and_releas
     constexpr int kCount = 1000;  // 1000 x 4 KiB: under the thread cache's size and byte limits
     std::vector<Array> made;
     std::thread maker([&] {
-        for (int i = 0; i < kCount; ++i) made.emplace_back(xg::Shape{1024}, xg::f32);
+        const xg::Shape shape{1024};
+        for (int i = 0; i < kCount; ++i) made.emplace_back(shape, xg::f32);
     });
     maker.join();
     const auto during = xg::allocator_stats();
