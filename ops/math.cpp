@@ -8,6 +8,7 @@
 #include "../autograd/node.hpp"
 #include "../engine/kernels.hpp"
 #include "arithmetic.hpp"
+#include "scalar_math.hpp"
 
 namespace xg {
 
@@ -30,6 +31,9 @@ template <class B>
 B exp_full_range(const B& v) {
     using T = typename B::value_type;
     constexpr bool f32 = std::is_same_v<T, float>;
+#if defined(__AVX512F__)
+    if constexpr (f32 && sizeof(B) == sizeof(__m512)) return xg::exp(v);  // exact range already
+#endif
     return detail::simd_or_scalar(
         v, f32 ? T(-87.0) : T(-708.0), f32 ? T(88.3) : T(709.0), [](const B& b) { return xsimd::exp(b); },
         [](T t) { return std::exp(t); });
