@@ -254,6 +254,21 @@ BOOST_AUTO_TEST_CASE(node_blocks_freed_on_another_thread_are_reused_not_hoarded)
     }
 }
 
+BOOST_AUTO_TEST_CASE(gemm_tiles_on_two_threads_give_the_one_thread_result_every_time) {
+    // Row tiles of one GEMM run as concurrent BLAS calls. With a BLAS whose buffers are not
+    // thread-safe (Debian's serial OpenBLAS), about 1 run in 120 gave wrong rows.
+    xg::manual_seed(11);
+    const Tensor a = xg::randn({1000, 784}), b = xg::randn({784, 256});
+    const int threads_before = xg::get_num_threads();
+    xg::set_num_threads(1);
+    const auto reference = xg::matmul(a, b).to_vector<float>();
+    xg::set_num_threads(2);
+    int wrong = 0;
+    for (int run = 0; run < 400; ++run) wrong += xg::matmul(a, b).to_vector<float>() != reference;
+    xg::set_num_threads(threads_before);
+    BOOST_TEST(wrong == 0);
+}
+
 BOOST_AUTO_TEST_CASE(reading_values) {
     const Tensor s = xg::scalar(2.75, xg::f64);
     BOOST_TEST(s.item<double>() == 2.75);

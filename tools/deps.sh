@@ -3,7 +3,7 @@
 # Usage: tools/deps.sh [--bench]   (--bench adds Google Benchmark and LibTorch for bench/)
 set -euo pipefail
 packages=(g++ cmake make ccache libxtensor-dev xtl-dev libxsimd-dev libtbb-dev libboost-test-dev
-          libopenblas-serial-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist graphviz gnuplot-nox)
+          libopenblas-pthread-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist graphviz gnuplot-nox)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(libbenchmark-dev libtorch-dev); fi
 missing=()
 for p in "${packages[@]}"; do
