@@ -91,23 +91,26 @@ std::size_t size_class(std::size_t bytes) { return (bytes + kGranule - 1) / kGra
 // Moves the whole list (blocks of class c) to the shared store, or back to malloc when full.
 void give_to_shared(FreeList& list, std::size_t c) {
     if (!list.head) return;
+    bool stored = false;
     {
         Shared& sh = shared();
         std::lock_guard<std::mutex> lock(sh.mutex);
         if ((sh.blocks[c - 1] + list.count) * c * kGranule <= kSharedBytes) {
             try {
                 sh.lists[c - 1].push_back(list);
+                stored = true;
             } catch (...) {  // no memory for the entry: the blocks go back to malloc below
-                goto release;
             }
+        }
+        if (stored) {
             sh.blocks[c - 1] += list.count;
             sh.nonempty[c - 1].store(true, std::memory_order_relaxed);
-            list = FreeList();
-            return;
         }
     }
-release:
-    list.release_all();
+    if (stored)
+        list = FreeList();
+    else
+        list.release_all();
 }
 
 Pool::~Pool() {
