@@ -26,6 +26,9 @@
 
 #include "dual.hpp"
 
+// clang-format 14 misreads requires-clauses (it writes `A>&& B` and unindents them): this file is
+// formatted by hand in the project style.
+// clang-format off
 namespace xg {
 
 namespace detail {
@@ -362,3 +365,4 @@ T softplus(const T& x) {
 }
 
 }  // namespace xg
+// clang-format on
