@@ -12,6 +12,8 @@
 #include "kernels.hpp"
 
 extern "C" void openblas_set_num_threads(int);
+// Only OpenBLAS's pthread build has a thread pool to stop; weak, so that other BLAS builds link.
+extern "C" int blas_thread_shutdown_() __attribute__((weak));
 
 namespace xg {
 namespace {
@@ -22,16 +24,24 @@ std::atomic<int> g_threads{0};
 }  // namespace
 
 namespace detail {
-// BLAS must not run threads of its own on top of TBB's: GEMMs are split across TBB tasks. Called
-// from matmul (a static initialiser alone would be dropped when linking the static library).
+// BLAS must not run threads of its own on top of TBB's: GEMMs are split across TBB tasks. OpenBLAS's
+// pthread build starts its pool when it is loaded and the pool thread spins for ~0.1 s before it
+// sleeps, so the pool is stopped here, not just told to use one thread; with one thread OpenBLAS
+// never restarts it. Called by a static initialiser below and by matmul (the initialiser alone is
+// dropped when a program links nothing else of this file from the static library).
 void ensure_blas_single_threaded() {
     static const bool once = [] {
         openblas_set_num_threads(1);
+        if (blas_thread_shutdown_ != nullptr) blas_thread_shutdown_();
         return true;
     }();
     (void)once;
 }
 }  // namespace detail
+
+namespace {
+const bool g_blas_single_threaded_from_start = (detail::ensure_blas_single_threaded(), true);
+}  // namespace
 
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));

@@ -269,6 +269,23 @@ BOOST_AUTO_TEST_CASE(gemm_tiles_on_two_threads_give_the_one_thread_result_every_
     BOOST_TEST(wrong == 0);
 }
 
+// OpenBLAS's pthread build sets this to 1 while its thread pool runs (weak: absent in other builds).
+extern "C" int blas_server_avail __attribute__((weak));
+
+BOOST_AUTO_TEST_CASE(blas_runs_no_thread_pool_of_its_own) {
+    // The pool starts when the library is loaded; xgrad stops it before any work (TBB owns the
+    // cores), and GEMMs at any thread count must not start it again.
+    BOOST_TEST_REQUIRE(&blas_server_avail != nullptr, "not linked with OpenBLAS's pthread build");
+    BOOST_TEST(blas_server_avail == 0);
+    const int threads_before = xg::get_num_threads();
+    for (const int threads : {2, 1}) {
+        xg::set_num_threads(threads);
+        BOOST_TEST(xg::sum(xg::matmul(xg::ones({300, 300}), xg::ones({300, 300}))).item<float>() == 300.0f * 300 * 300);
+    }
+    xg::set_num_threads(threads_before);
+    BOOST_TEST(blas_server_avail == 0);
+}
+
 BOOST_AUTO_TEST_CASE(reading_values) {
     const Tensor s = xg::scalar(2.75, xg::f64);
     BOOST_TEST(s.item<double>() == 2.75);
