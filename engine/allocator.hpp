@@ -15,7 +15,8 @@ void cached_free(void* p, std::size_t capacity);
 /// control blocks of array storage). A training step frees a whole graph and records it again;
 /// malloc's slow paths (consolidating thousands of freed chunks) would cost more than the
 /// recording itself. Blocks are whole 64-byte aligned cache lines, so that objects of different
-/// threads never share a line (see pool.cpp).
+/// threads never share a line, carved from 2 MiB chunks on transparent huge pages; the pool keeps
+/// its memory for reuse and never returns it to the OS (see pool.cpp).
 void* pool_alloc(std::size_t bytes);
 /// Returns a block from pool_alloc (with the same size) to the calling thread's free list (its
 /// excess goes to a shared list that other threads refill from).

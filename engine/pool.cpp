@@ -1,10 +1,12 @@
 // Thread-local free lists behind detail::make_pooled (see allocator.hpp).
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <new>
-#include <vector>
 
 #include "allocator.hpp"
 
@@ -25,23 +27,61 @@ constexpr std::size_t kGranule = 64;  // size classes of 64 bytes ...
 constexpr std::size_t kClasses = 16;  // ... up to 1 KiB; larger blocks bypass the pool
 // Each thread keeps up to kLocalBytes per size class on its own list (no lock). A list that grows
 // past that moves whole to a shared store in one locked O(1) step, and a thread whose list is
-// empty takes a whole list from there before asking malloc. Without the shared store, blocks
+// empty takes a whole list from there before carving new blocks. Without the shared store, blocks
 // allocated on one thread and freed on another (a producer thread's tensors, DataParallel shards)
 // piled up on the freeing thread while the allocating one kept calling malloc.
 constexpr std::size_t kLocalBytes = std::size_t(1) << 20;
-// Beyond this many bytes per size class in the shared store, freed blocks go back to malloc. A
-// graph of 10^6 tiny ops needs ~100 MB per class; with a 16 MB cap every pass handed most blocks
-// back and faulted fresh pages in again (W3 at 10^6 nodes: 1.77 -> 0.93 us per node with 256 MB).
-constexpr std::size_t kSharedBytes = std::size_t(256) << 20;
+// Fresh blocks are carved from 2 MiB chunks mapped on 2 MiB boundaries and marked for transparent
+// huge pages. A graph of 10^6 tiny ops spans ~800 MB of nodes, tensors and storages; with 4 KiB
+// pages its recording and backward walk missed the TLB on nearly every object. Pooled blocks never
+// go back to the OS: the pool keeps what the largest graph needed, as PyTorch's caching allocator
+// keeps its blocks.
+constexpr std::size_t kChunkBytes = std::size_t(2) << 20;
 
 constexpr std::align_val_t kAlign{kGranule};
 
-void* new_block(std::size_t bytes) { return ::operator new((bytes + kGranule - 1) / kGranule * kGranule, kAlign); }
-void delete_block(void* p) noexcept { ::operator delete(p, kAlign); }
+void* new_unpooled_block(std::size_t bytes) {
+    return ::operator new((bytes + kGranule - 1) / kGranule * kGranule, kAlign);
+}
+void delete_unpooled_block(void* p) noexcept { ::operator delete(p, kAlign); }
 
+char* map_chunk() {
+    // Map two chunks' worth and unmap the ends, leaving one chunk on a chunk boundary.
+    const std::size_t mapped = 2 * kChunkBytes;
+    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    const auto start = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t aligned = (start + kChunkBytes - 1) & ~(kChunkBytes - 1);
+    if (aligned > start) ::munmap(p, aligned - start);
+    const std::uintptr_t end = aligned + kChunkBytes;
+    if (start + mapped > end) ::munmap(reinterpret_cast<void*>(end), start + mapped - end);
+    ::madvise(reinterpret_cast<void*>(aligned), kChunkBytes, MADV_HUGEPAGE);  // a hint; may be ignored
+    return reinterpret_cast<char*>(aligned);
+}
+
+// This thread's current chunk (trivial thread-locals: usable until the thread ends).
+thread_local char* t_chunk_next = nullptr;
+thread_local char* t_chunk_end = nullptr;
+
+void* carve_block(std::size_t bytes) {
+    if (static_cast<std::size_t>(t_chunk_end - t_chunk_next) < bytes) {
+        t_chunk_next = map_chunk();  // the old chunk's tail (< one block) is left unused
+        t_chunk_end = t_chunk_next + kChunkBytes;
+    }
+    void* p = t_chunk_next;
+    t_chunk_next += bytes;
+    return p;
+}
+
+// A free block. The head block of a list kept in the shared store also records the rest of the
+// list, so the store needs no memory of its own.
 struct FreeBlock {
     FreeBlock* next;
+    FreeBlock* next_list;  // shared store only: the list below this one
+    FreeBlock* tail;       // shared store only
+    std::size_t count;     // shared store only
 };
+static_assert(sizeof(FreeBlock) <= kGranule);
 
 // A singly linked list of free blocks: pushed and popped at the head, spliced whole.
 struct FreeList {
@@ -61,14 +101,11 @@ struct FreeList {
         --count;
         return b;
     }
-    void release_all() {
-        while (head) delete_block(pop());
-    }
 };
 
 struct Shared {
     std::mutex mutex;
-    std::vector<FreeList> lists[kClasses];      // whole lists given up by threads
+    FreeBlock* lists[kClasses] = {};            // stacks of whole lists given up by threads
     std::size_t blocks[kClasses] = {};          // blocks in lists[c]
     std::atomic<bool> nonempty[kClasses] = {};  // read without the lock before taking it
 };
@@ -82,35 +119,44 @@ struct Pool {
     ~Pool();
 };
 
-// Set when this thread's pool has been destroyed (thread exit); later frees go to the heap.
+// Set when this thread's pool has been destroyed (thread exit); later frees go to the shared store.
 thread_local bool t_pool_dead = false;
 thread_local Pool t_pool;
 
 std::size_t size_class(std::size_t bytes) { return (bytes + kGranule - 1) / kGranule; }
 
-// Moves the whole list (blocks of class c) to the shared store, or back to malloc when full.
+// Moves the whole list (blocks of class c) to the shared store.
 void give_to_shared(FreeList& list, std::size_t c) {
     if (!list.head) return;
-    bool stored = false;
+    list.head->next_list = nullptr;
+    list.head->tail = list.tail;
+    list.head->count = list.count;
+    Shared& sh = shared();
     {
-        Shared& sh = shared();
         std::lock_guard<std::mutex> lock(sh.mutex);
-        if ((sh.blocks[c - 1] + list.count) * c * kGranule <= kSharedBytes) {
-            try {
-                sh.lists[c - 1].push_back(list);
-                stored = true;
-            } catch (...) {  // no memory for the entry: the blocks go back to malloc below
-            }
-        }
-        if (stored) {
-            sh.blocks[c - 1] += list.count;
-            sh.nonempty[c - 1].store(true, std::memory_order_relaxed);
-        }
+        list.head->next_list = sh.lists[c - 1];
+        sh.lists[c - 1] = list.head;
+        sh.blocks[c - 1] += list.count;
+        sh.nonempty[c - 1].store(true, std::memory_order_relaxed);
     }
-    if (stored)
-        list = FreeList();
-    else
-        list.release_all();
+    list = FreeList();
+}
+
+// Takes a whole list of class c from the shared store (an empty list if it has none).
+FreeList take_from_shared(std::size_t c) {
+    FreeList list;
+    Shared& sh = shared();
+    if (!sh.nonempty[c - 1].load(std::memory_order_relaxed)) return list;
+    std::lock_guard<std::mutex> lock(sh.mutex);
+    if (FreeBlock* top = sh.lists[c - 1]) {
+        list.head = top;
+        list.tail = top->tail;
+        list.count = top->count;
+        sh.lists[c - 1] = top->next_list;
+        sh.blocks[c - 1] -= list.count;
+        sh.nonempty[c - 1].store(sh.lists[c - 1] != nullptr, std::memory_order_relaxed);
+    }
+    return list;
 }
 
 Pool::~Pool() {
@@ -122,29 +168,30 @@ Pool::~Pool() {
 
 void* pool_alloc(std::size_t bytes) {
     const std::size_t c = size_class(bytes);
-    if (!kPooling || c == 0 || c > kClasses || t_pool_dead) return new_block(bytes);
-    FreeList& list = t_pool.lists[c - 1];
-    if (!list.head) {
-        Shared& sh = shared();
-        if (sh.nonempty[c - 1].load(std::memory_order_relaxed)) {
-            std::lock_guard<std::mutex> lock(sh.mutex);
-            auto& lists = sh.lists[c - 1];
-            if (!lists.empty()) {
-                list = lists.back();
-                lists.pop_back();
-                sh.blocks[c - 1] -= list.count;
-                sh.nonempty[c - 1].store(!lists.empty(), std::memory_order_relaxed);
-            }
-        }
+    if (!kPooling || c == 0 || c > kClasses) return new_unpooled_block(bytes);
+    if (t_pool_dead) {  // during this thread's exit
+        FreeList list = take_from_shared(c);
+        if (!list.head) return carve_block(c * kGranule);
+        FreeBlock* b = list.pop();
+        give_to_shared(list, c);
+        return b;
     }
+    FreeList& list = t_pool.lists[c - 1];
+    if (!list.head) list = take_from_shared(c);
     if (list.head) return list.pop();
-    return new_block(c * kGranule);
+    return carve_block(c * kGranule);
 }
 
 void pool_free(void* p, std::size_t bytes) noexcept {
     const std::size_t c = size_class(bytes);
-    if (!kPooling || c == 0 || c > kClasses || t_pool_dead) {
-        delete_block(p);
+    if (!kPooling || c == 0 || c > kClasses) {
+        delete_unpooled_block(p);
+        return;
+    }
+    if (t_pool_dead) {  // during this thread's exit
+        FreeList one;
+        one.push(static_cast<FreeBlock*>(p));
+        give_to_shared(one, c);
         return;
     }
     FreeList& list = t_pool.lists[c - 1];
