@@ -25,6 +25,8 @@ void pool_free(void* p, std::size_t bytes) noexcept;
 std::size_t pool_shared_bytes();
 /// Bytes of free blocks held by the calling thread (for tests).
 std::size_t pool_local_bytes();
+/// Bytes of the chunks the pool has mapped so far (for tests).
+std::size_t pool_mapped_bytes();
 
 /// A std allocator over pool_alloc, for std::allocate_shared.
 template <class T>

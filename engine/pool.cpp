@@ -63,14 +63,56 @@ char* map_chunk() {
 thread_local char* t_chunk_next = nullptr;
 thread_local char* t_chunk_end = nullptr;
 
+// The unused end of a chunk whose thread has ended, kept inside itself for the next thread.
+struct SpareSpan {
+    SpareSpan* next;
+    char* end;
+};
+
+struct Chunks {
+    std::mutex mutex;
+    SpareSpan* spare = nullptr;
+    std::size_t mapped_bytes = 0;
+};
+Chunks& chunks() {
+    static Chunks* c = new Chunks;  // never destroyed, like the blocks
+    return *c;
+}
+
 void* carve_block(std::size_t bytes) {
     if (static_cast<std::size_t>(t_chunk_end - t_chunk_next) < bytes) {
-        t_chunk_next = map_chunk();  // the old chunk's tail (< one block) is left unused
-        t_chunk_end = t_chunk_next + kChunkBytes;
+        // The old chunk's tail (< one block) is left unused.
+        Chunks& ch = chunks();
+        std::lock_guard<std::mutex> lock(ch.mutex);
+        while (ch.spare && static_cast<std::size_t>(ch.spare->end - reinterpret_cast<char*>(ch.spare)) < bytes)
+            ch.spare = ch.spare->next;  // a spare span too short for this block is dropped (< 1 KiB)
+        if (SpareSpan* s = ch.spare) {
+            ch.spare = s->next;
+            t_chunk_next = reinterpret_cast<char*>(s);
+            t_chunk_end = s->end;
+        } else {
+            t_chunk_next = map_chunk();
+            t_chunk_end = t_chunk_next + kChunkBytes;
+            ch.mapped_bytes += kChunkBytes;
+        }
     }
     void* p = t_chunk_next;
     t_chunk_next += bytes;
     return p;
+}
+
+// Keeps the rest of this thread's chunk for other threads (at thread exit): without it, every
+// short-lived thread that records an op would leave most of a 2 MiB page behind.
+void give_back_chunk_rest() {
+    if (static_cast<std::size_t>(t_chunk_end - t_chunk_next) >= sizeof(SpareSpan)) {
+        auto* s = reinterpret_cast<SpareSpan*>(t_chunk_next);
+        s->end = t_chunk_end;
+        Chunks& ch = chunks();
+        std::lock_guard<std::mutex> lock(ch.mutex);
+        s->next = ch.spare;
+        ch.spare = s;
+    }
+    t_chunk_next = t_chunk_end = nullptr;
 }
 
 // A free block. The head block of a list kept in the shared store also records the rest of the
@@ -161,6 +203,7 @@ FreeList take_from_shared(std::size_t c) {
 
 Pool::~Pool() {
     for (std::size_t c = 1; c <= kClasses; ++c) give_to_shared(lists[c - 1], c);
+    give_back_chunk_rest();
     t_pool_dead = true;
 }
 
@@ -171,7 +214,11 @@ void* pool_alloc(std::size_t bytes) {
     if (!kPooling || c == 0 || c > kClasses) return new_unpooled_block(bytes);
     if (t_pool_dead) {  // during this thread's exit
         FreeList list = take_from_shared(c);
-        if (!list.head) return carve_block(c * kGranule);
+        if (!list.head) {
+            void* p = carve_block(c * kGranule);
+            give_back_chunk_rest();
+            return p;
+        }
         FreeBlock* b = list.pop();
         give_to_shared(list, c);
         return b;
@@ -205,6 +252,12 @@ std::size_t pool_shared_bytes() {
     std::size_t bytes = 0;
     for (std::size_t c = 1; c <= kClasses; ++c) bytes += sh.blocks[c - 1] * c * kGranule;
     return bytes;
+}
+
+std::size_t pool_mapped_bytes() {
+    Chunks& ch = chunks();
+    std::lock_guard<std::mutex> lock(ch.mutex);
+    return ch.mapped_bytes;
 }
 
 std::size_t pool_local_bytes() {

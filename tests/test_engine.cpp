@@ -254,6 +254,23 @@ BOOST_AUTO_TEST_CASE(node_blocks_freed_on_another_thread_are_reused_not_hoarded)
     }
 }
 
+BOOST_AUTO_TEST_CASE(short_lived_threads_leave_no_pool_chunks_behind) {
+    // Each thread carves new blocks from a 2 MiB chunk of its own; at thread exit the rest of the
+    // chunk goes to the next thread. 64 threads whose results outlive them (so that their blocks
+    // cannot be reused) must not map 64 chunks.
+    const std::size_t before = xg::detail::pool_mapped_bytes();
+    std::vector<Tensor> results;
+    for (int t = 0; t < 64; ++t) {
+        std::thread worker([&results] {
+            const Tensor w = xg::ones({4}).requires_grad_();
+            results.push_back(xg::tanh(w * 2.0f));
+        });
+        worker.join();
+    }
+    BOOST_TEST(results.back().requires_grad());
+    BOOST_TEST(xg::detail::pool_mapped_bytes() <= before + (std::size_t(4) << 20));
+}
+
 BOOST_AUTO_TEST_CASE(gemm_tiles_on_two_threads_give_the_one_thread_result_every_time) {
     // Row tiles of one GEMM run as concurrent BLAS calls. With a BLAS whose buffers are not
     // thread-safe (Debian's serial OpenBLAS), about 1 run in 120 gave wrong rows.
