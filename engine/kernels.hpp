@@ -1,6 +1,9 @@
 // Internal kernel templates: dtype dispatch, the TBB parallel policy, SIMD maps and broadcasting
 // elementwise loops. Included by .cpp files only (ops/, engine/); pulls in TBB and xsimd.
 #pragma once
+// clang-format off
+#include "x86_intrinsics.hpp"  // first: see there
+// clang-format on
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 

@@ -3,6 +3,9 @@
 // so on: the n-th derivative of a generic scalar function is n nested duals (by composition).
 // T is float, double, an xsimd batch, or a Dual itself. Header-only, no xtensor.
 #pragma once
+// clang-format off
+#include "../engine/x86_intrinsics.hpp"  // first: see there
+// clang-format on
 #include <cstddef>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>

@@ -19,6 +19,7 @@
 //  - xg::abs'(0) = xg::sign(0) = 0 (PyTorch's convention);
 //  - xg::stop_gradient(v) is v with every derivative dropped.
 #pragma once
+#include "../engine/x86_intrinsics.hpp"  // first: see there
 #include <cmath>
 #include <numbers>
 #include <type_traits>
