@@ -19,7 +19,9 @@
 //  - xg::abs'(0) = xg::sign(0) = 0 (PyTorch's convention);
 //  - xg::stop_gradient(v) is v with every derivative dropped.
 #pragma once
+// clang-format off
 #include "../engine/x86_intrinsics.hpp"  // first: see there
+// clang-format on
 #include <cmath>
 #include <numbers>
 #include <type_traits>
