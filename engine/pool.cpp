@@ -1,7 +1,6 @@
 // Thread-local free lists behind detail::make_pooled (see allocator.hpp).
 #include <sys/mman.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -115,31 +114,27 @@ void give_back_chunk_rest() {
     t_chunk_next = t_chunk_end = nullptr;
 }
 
-// A free block. The head block of a list kept in the shared store also records the rest of the
-// list, so the store needs no memory of its own.
+// A free block. The head block of a list kept in the shared store also records the list below it
+// and its own list's length, so the store needs no memory of its own.
 struct FreeBlock {
     FreeBlock* next;
-    FreeBlock* next_list;  // shared store only: the list below this one
-    FreeBlock* tail;       // shared store only
+    FreeBlock* next_list;  // shared store only
     std::size_t count;     // shared store only
 };
 static_assert(sizeof(FreeBlock) <= kGranule);
 
-// A singly linked list of free blocks: pushed and popped at the head, spliced whole.
+// A singly linked list of free blocks: pushed and popped at the head, handed on whole.
 struct FreeList {
     FreeBlock* head = nullptr;
-    FreeBlock* tail = nullptr;
     std::size_t count = 0;
     void push(FreeBlock* b) {
         b->next = head;
-        if (!head) tail = b;
         head = b;
         ++count;
     }
     FreeBlock* pop() {
         FreeBlock* b = head;
         head = b->next;
-        if (!head) tail = nullptr;
         --count;
         return b;
     }
@@ -147,9 +142,9 @@ struct FreeList {
 
 struct Shared {
     std::mutex mutex;
-    FreeBlock* lists[kClasses] = {};            // stacks of whole lists given up by threads
-    std::size_t blocks[kClasses] = {};          // blocks in lists[c]
-    std::atomic<bool> nonempty[kClasses] = {};  // read without the lock before taking it
+    // Stacks of whole lists given up by threads, linked through their head blocks. Written under
+    // the mutex; read without it to skip the lock when a stack is empty.
+    std::atomic<FreeBlock*> lists[kClasses] = {};
 };
 Shared& shared() {
     static Shared* s = new Shared;  // never destroyed: blocks may be freed during static destruction
@@ -170,16 +165,12 @@ std::size_t size_class(std::size_t bytes) { return (bytes + kGranule - 1) / kGra
 // Moves the whole list (blocks of class c) to the shared store.
 void give_to_shared(FreeList& list, std::size_t c) {
     if (!list.head) return;
-    list.head->next_list = nullptr;
-    list.head->tail = list.tail;
     list.head->count = list.count;
     Shared& sh = shared();
     {
         std::lock_guard<std::mutex> lock(sh.mutex);
-        list.head->next_list = sh.lists[c - 1];
-        sh.lists[c - 1] = list.head;
-        sh.blocks[c - 1] += list.count;
-        sh.nonempty[c - 1].store(true, std::memory_order_relaxed);
+        list.head->next_list = sh.lists[c - 1].load(std::memory_order_relaxed);
+        sh.lists[c - 1].store(list.head, std::memory_order_relaxed);
     }
     list = FreeList();
 }
@@ -188,15 +179,12 @@ void give_to_shared(FreeList& list, std::size_t c) {
 FreeList take_from_shared(std::size_t c) {
     FreeList list;
     Shared& sh = shared();
-    if (!sh.nonempty[c - 1].load(std::memory_order_relaxed)) return list;
+    if (!sh.lists[c - 1].load(std::memory_order_relaxed)) return list;
     std::lock_guard<std::mutex> lock(sh.mutex);
-    if (FreeBlock* top = sh.lists[c - 1]) {
+    if (FreeBlock* top = sh.lists[c - 1].load(std::memory_order_relaxed)) {
         list.head = top;
-        list.tail = top->tail;
         list.count = top->count;
-        sh.lists[c - 1] = top->next_list;
-        sh.blocks[c - 1] -= list.count;
-        sh.nonempty[c - 1].store(sh.lists[c - 1] != nullptr, std::memory_order_relaxed);
+        sh.lists[c - 1].store(top->next_list, std::memory_order_relaxed);
     }
     return list;
 }
@@ -250,7 +238,9 @@ std::size_t pool_shared_bytes() {
     Shared& sh = shared();
     std::lock_guard<std::mutex> lock(sh.mutex);
     std::size_t bytes = 0;
-    for (std::size_t c = 1; c <= kClasses; ++c) bytes += sh.blocks[c - 1] * c * kGranule;
+    for (std::size_t c = 1; c <= kClasses; ++c)
+        for (const FreeBlock* l = sh.lists[c - 1].load(std::memory_order_relaxed); l; l = l->next_list)
+            bytes += l->count * c * kGranule;
     return bytes;
 }
 
