@@ -1,7 +1,7 @@
 #include "parallel.hpp"
 
 #include <tbb/parallel_for.h>
-#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <map>
@@ -34,6 +34,19 @@ void share_state(const Module& master, Module& replica) {
         it->second.impl()->value = t.array().alias();
     }
 }
+// out[j] += src[j] for j < n, vectorised (GCC -O2 leaves the plain loop scalar: it needs an
+// aliasing check).
+template <class T>
+void add_in_place(T* out, const T* src, std::int64_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
+    std::int64_t j = 0;
+    for (; j + W <= n; j += W) (B::load_unaligned(out + j) + B::load_unaligned(src + j)).store_unaligned(out + j);
+    for (; j < n; ++j) out[j] += src[j];
+}
+// Summed on the calling thread up to this many element additions (group gradients x elements).
+constexpr std::int64_t kSerialCombine = std::int64_t(1) << 18;
+
 // A shard's rows [b, e) of a batch tensor, as a leaf of the shard's own graph: an alias of the
 // buffer under its own reference count (every op of a shard copies references to its input, and
 // with one shared count the cores would pass that counter's line back and forth on each copy).
@@ -73,6 +86,24 @@ DataParallel::DataParallel(std::shared_ptr<Module> model, const std::function<st
         replica_params_.push_back(replica->parameters());
         replicas_.push_back(std::move(replica));
     }
+    replica_busy_ = std::make_unique<std::atomic<bool>[]>(replicas_.size());
+    retired_.resize(replicas_.size());
+    retired_step_.resize(replicas_.size());
+}
+
+std::size_t DataParallel::acquire_replica() {
+    // Running tasks have distinct thread slots, so while there are at least as many replicas as
+    // threads each thread keeps its own replica from step to step. Otherwise (or for a task nested
+    // in another on the same thread) the scan finds a free one: at most `groups` tasks hold a
+    // replica at a time, and there are at least that many replicas.
+    const int slot = tbb::this_task_arena::current_thread_index();
+    const std::size_t n = replicas_.size();
+    const std::size_t first = slot >= 0 ? static_cast<std::size_t>(slot) % n : 0;
+    for (std::size_t i = 0;; ++i) {
+        const std::size_t r = (first + i) % n;
+        bool expected = false;
+        if (replica_busy_[r].compare_exchange_strong(expected, true, std::memory_order_acquire)) return r;
+    }
 }
 
 double DataParallel::forward_backward(const Tensor& inputs, const Tensor& targets, const ShardLoss& loss) {
@@ -90,34 +121,48 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         weights[k] = static_cast<double>(e - b) / static_cast<double>(n);
     }
     std::vector<Tensor> input_rows(static_cast<std::size_t>(used)), target_rows(static_cast<std::size_t>(used));
-    // One task per group of consecutive shards, on the group's replica: each shard's loss is
+    std::vector<std::vector<Tensor>> group_grads(static_cast<std::size_t>(groups));
+    const std::uint64_t step = ++step_;
+    // One task per group of consecutive shards, on a free replica: each shard's loss is
     // back-propagated with weight n_k / N, so the replica's gradients add up, in shard order, to
-    // the group's part of the mean-loss gradient. The shards' gradients never leave the core that
-    // made them; only the group sums are combined below.
-    tbb::parallel_for(
-        std::int64_t(0), groups,
-        [&](std::int64_t g) {
-            EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
-            Module& replica = *replicas_[g];
-            if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
-            for (Tensor& p : replica_params_[g]) p.zero_grad();
-            const auto [first, last] = group_shards(g);
-            for (std::int64_t k = first; k < last; ++k) {
-                const auto [b, e] = bounds(k);
-                const Tensor x = shard_rows(inputs, b, e), y = shard_rows(targets, b, e);
-                // Kept past the task only when their gradients are needed: blocks freed on another
-                // thread go to that thread's pool.
-                if (x.requires_grad()) input_rows[k] = x;
-                if (y.requires_grad()) target_rows[k] = y;
-                Tensor l = loss(replica(x), y);
-                if (!l.defined() || l.numel() != 1)
-                    throw ShapeError("DataParallel: the loss must return one element, got shape " +
-                                     (l.defined() ? shape_str(l.shape()) : std::string("undefined")));
-                l.backward(full_like(l, weights[k]));
-                losses[k] = l.item<double>();
-            }
-        },
-        affinity_);
+    // the group's part of the mean-loss gradient, which the task then takes out of the replica.
+    // Only the group sums are combined below.
+    tbb::parallel_for(std::int64_t(0), groups, [&](std::int64_t g) {
+        const std::size_t r = acquire_replica();
+        struct Release {
+            std::atomic<bool>& busy;
+            ~Release() { busy.store(false, std::memory_order_release); }
+        } release{replica_busy_[r]};
+        EnableGradGuard grad_on;  // grad mode is thread-local: TBB workers start with the default
+        Module& replica = *replicas_[r];
+        if (replica.is_training() != model_->is_training()) replica.train(model_->is_training());
+        for (Tensor& p : replica_params_[r]) p.zero_grad();
+        if (retired_step_[r] != step) {
+            retired_[r].clear();
+            retired_step_[r] = step;
+        }
+        const auto [first, last] = group_shards(g);
+        for (std::int64_t k = first; k < last; ++k) {
+            const auto [b, e] = bounds(k);
+            const Tensor x = shard_rows(inputs, b, e), y = shard_rows(targets, b, e);
+            // Kept past the task only when their gradients are needed: blocks freed on another
+            // thread go to that thread's pool.
+            if (x.requires_grad()) input_rows[k] = x;
+            if (y.requires_grad()) target_rows[k] = y;
+            Tensor l = loss(replica(x), y);
+            if (!l.defined() || l.numel() != 1)
+                throw ShapeError("DataParallel: the loss must return one element, got shape " +
+                                 (l.defined() ? shape_str(l.shape()) : std::string("undefined")));
+            l.backward(full_like(l, weights[k]));
+            losses[k] = l.item<double>();
+        }
+        auto& grads = group_grads[static_cast<std::size_t>(g)];
+        for (Tensor& p : replica_params_[r]) {
+            grads.push_back(p.grad());
+            retired_[r].push_back(p.grad());
+            p.zero_grad();
+        }
+    });
     double mean_loss = 0;
     for (std::int64_t k = 0; k < used; ++k) mean_loss += losses[k] * weights[k];
     // Fixed-order combination: total[j] = sum_g grad_g[j], in group order for every element. The
@@ -133,15 +178,17 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
     std::vector<Array> totals(params.size());
     std::vector<Piece> pieces;
     constexpr std::int64_t kPiece = 1 << 14;  // elements per task
+    std::int64_t work = 0;
     for (std::size_t i = 0; i < params.size(); ++i) {
         Tensor g0;  // the first group's gradient that is defined gives the shape
-        for (std::int64_t g = 0; g < groups && !g0.defined(); ++g) g0 = replica_params_[g][i].grad();
+        for (std::int64_t g = 0; g < groups && !g0.defined(); ++g) g0 = group_grads[g][i];
         if (!g0.defined()) continue;
         totals[i] = Array(g0.shape(), g0.dtype());
+        work += g0.numel() * groups;
         for (std::int64_t b = 0; b < g0.numel(); b += kPiece)
             pieces.push_back({i, b, std::min(b + kPiece, g0.numel())});
     }
-    tbb::parallel_for(std::size_t(0), pieces.size(), [&](std::size_t t) {
+    auto combine = [&](std::size_t t) {
         const Piece& piece = pieces[t];
         Array& total = totals[piece.param];
         detail::dispatch_floating(total.dtype(), "DataParallel", [&]<class T>() {
@@ -149,17 +196,23 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
             const std::int64_t len = piece.end - piece.begin;
             bool first = true;
             for (std::int64_t g = 0; g < groups; ++g) {
-                const Tensor grad = replica_params_[g][piece.param].grad();
+                const Tensor& grad = group_grads[g][piece.param];
                 if (!grad.defined()) continue;
                 const T* src = grad.array().template data<T>() + piece.begin;
                 if (first)
                     std::copy(src, src + len, out);
                 else
-                    for (std::int64_t j = 0; j < len; ++j) out[j] += src[j];
+                    add_in_place(out, src, len);
                 first = false;
             }
         });
-    });
+    };
+    // A small model's sum takes a few microseconds: tasks would cost more than they save, and the
+    // totals, summed on this thread, are in its cache for the optimizer's step.
+    if (work <= kSerialCombine)
+        for (std::size_t t = 0; t < pieces.size(); ++t) combine(t);
+    else
+        tbb::parallel_for(std::size_t(0), pieces.size(), combine);
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params.size(); ++i) {
         if (!totals[i].defined()) continue;

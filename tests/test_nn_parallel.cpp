@@ -63,6 +63,43 @@ BOOST_AUTO_TEST_CASE(bit_identical_at_one_and_two_threads) {
     BOOST_TEST(at[0] == at[1]);
 }
 
+// 40 shards in 16 groups: a thread runs several groups on one replica in a step (the group's
+// gradients are taken out of it after each), and the 16 x 34k element sum runs in parallel tasks.
+BOOST_AUTO_TEST_CASE(many_groups_on_few_threads_give_the_single_graph_gradient_bit_identically) {
+    auto make_wide = [] {
+        return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
+            std::make_shared<nn::Linear>(12, 256), std::make_shared<nn::Activation>("tanh"),
+            std::make_shared<nn::Linear>(256, 128), std::make_shared<nn::Activation>("tanh"),
+            std::make_shared<nn::Linear>(128, 5)});
+    };
+    std::vector<std::vector<double>> at[2];
+    std::vector<std::vector<double>> reference;
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        manual_seed(7);
+        auto model = make_wide();
+        auto x = randn({80, 12});
+        auto y = randint(0, 5, {80});
+        if (threads == 1) {
+            nn::cross_entropy((*model)(x), y).backward();
+            reference = grads_of(*model);
+            model->zero_grad();
+        }
+        nn::DataParallel dp(model, make_wide, 40);
+        for (int step = 0; step < 2; ++step) {  // the second step reuses the replicas
+            model->zero_grad();
+            dp.forward_backward(x, y, ce);
+        }
+        at[threads - 1] = grads_of(*model);
+    }
+    set_num_threads(2);
+    BOOST_TEST(at[0] == at[1]);
+    BOOST_REQUIRE_EQUAL(at[0].size(), reference.size());
+    for (std::size_t i = 0; i < reference.size(); ++i)
+        for (std::size_t j = 0; j < reference[i].size(); ++j)
+            BOOST_TEST(std::fabs(at[0][i][j] - reference[i][j]) < 1e-6);
+}
+
 BOOST_AUTO_TEST_CASE(replicas_share_the_master_buffers) {
     manual_seed(5);
     auto model = make_mlp();
