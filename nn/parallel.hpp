@@ -21,9 +21,10 @@ using ShardLoss = std::function<Tensor(const Tensor& output, const Tensor& targe
 /// replica's graphs and buffers stay in one core's cache (on this 2-core machine a cache line that
 /// moves between cores costs ~250 ns). The task back-propagates each of its shards' losses
 /// weighted by n_k / N into the replica's gradients, in shard order, and keeps them as the group's
-/// gradients; the master's gradient is then the sum of the groups' gradients, added in group order. Shard and group boundaries depend only
-/// on the batch size and `shards`, never on the thread count, so the result is bit-identical at
-/// any number of threads. It equals the single-graph gradient of the mean loss up to rounding.
+/// gradients; the master's gradient is then the sum of the groups' gradients, added in group
+/// order. Shard and group boundaries depend only on the batch size and `shards`, never on the
+/// thread count, so the result is bit-identical at any number of threads. It equals the
+/// single-graph gradient of the mean loss up to rounding.
 /// Inputs or targets that require grad receive the gradient of the mean loss too: each shard reads
 /// its rows through a leaf of its own (concurrent passes must share no graph node), and the rows'
 /// gradients are sent into the batch's graph after the shards. For the same reason the loss must
