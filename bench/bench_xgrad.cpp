@@ -3,8 +3,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 #include <xgrad/nn/layers.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
@@ -359,6 +362,35 @@ void DP_sharded(benchmark::State& state) {
     report_peak_rss(state);
 }
 BENCHMARK(DP_sharded)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The machine's state for the two-thread figures: one cache line passed back and forth between two
+// threads (no xgrad code). On this VM it takes ~160-250 ns per round trip in some hours and
+// ~450-550 ns in others; in the slow hours two threads also slow each other's cache-bound work,
+// and the DP speed-ups at 2 threads shrink. Reported as the round_trip_ns counter.
+void DP_core_to_core_round_trip(benchmark::State& state) {
+    alignas(64) std::atomic<std::int64_t> turn{0};
+    constexpr std::int64_t kTrips = 100000;
+    for (auto _ : state) {
+        turn.store(0);
+        std::thread other([&] {
+            for (std::int64_t i = 0; i < kTrips; ++i) {
+                while (turn.load(std::memory_order_acquire) != 2 * i + 1) {
+                }
+                turn.store(2 * i + 2, std::memory_order_release);
+            }
+        });
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::int64_t i = 0; i < kTrips; ++i) {
+            turn.store(2 * i + 1, std::memory_order_release);
+            while (turn.load(std::memory_order_acquire) != 2 * i + 2) {
+            }
+        }
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        other.join();
+        state.counters["round_trip_ns"] = ns / kTrips;
+    }
+}
+BENCHMARK(DP_core_to_core_round_trip)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 // Per-sample graphs (W3-like: many small graphs): the small MLP on 64 samples, one graph per
 // sample. DP_per_sample_plain builds them one after the other on one thread; DP_per_sample runs

@@ -17,7 +17,7 @@ def load(pattern):
                 continue
             scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
             rows[b["name"]] = {"ms": b["real_time"] * scale, "node": b.get("ns_per_node"),
-                               "gflops": b.get("GFLOPS"), "rss": b.get("peak_rss_MB"),
+                               "gflops": b.get("GFLOPS"), "rss": b.get("peak_rss_MB"), "trip": b.get("round_trip_ns"),
                                "rss10": b.get("rss_10_MB"), "rss1000": b.get("rss_1000_MB"),
                                "peak10": b.get("peak_10_MB"), "peak1000": b.get("peak_1000_MB")}
     return rows, ctx
@@ -38,6 +38,8 @@ def main():
             notes.append(f"{r['node'] * 1e9:.0f} vs {o['node'] * 1e9:.0f} ns/node" if o else f"{r['node'] * 1e9:.0f} ns/node")
         if r["gflops"]:
             notes.append(f"{r['gflops'] / 1e9:.0f} vs {o['gflops'] / 1e9:.0f} GFLOPS" if o else f"{r['gflops'] / 1e9:.0f} GFLOPS")
+        if r["trip"]:
+            notes.append(f"cross-core round trip {r['trip']:.0f} ns (the machine's state: see Data-parallel steps)")
         if r["rss10"] is not None:
             mem = lambda x: (f"RSS {x['rss10']:.0f} -> {x['rss1000']:.0f} MB, peak {x['peak10']:.0f} -> "
                              f"{x['peak1000']:.0f} MB after 10 -> 1000 steps")
