@@ -400,6 +400,59 @@ BOOST_AUTO_TEST_CASE(forward_saves_the_output_where_the_derivative_needs_only_it
     });
 }
 
+// relu keeps one bit per element (y > 0) for backward: checked against the closed form over sizes
+// around the 64-element words and the 16- and 8-lane vectors, in both dtypes, with a uniform
+// gradient (that of a sum) and a dense one; x and y may change in place after the forward.
+BOOST_AUTO_TEST_CASE(relu_backward_from_its_bit_mask) {
+    for (const xg::Dtype dtype : {xg::f32, xg::f64}) {
+        for (const std::int64_t n : {1, 7, 15, 16, 63, 64, 65, 127, 200, 70000}) {
+            std::vector<double> xv(static_cast<std::size_t>(n)), gv(xv.size());
+            for (std::int64_t i = 0; i < n; ++i) {
+                xv[i] = (i % 5 == 0) ? 0.0 : std::sin(0.7 * static_cast<double>(i) + 0.3) * 3;
+                gv[i] = 1.0 + 0.25 * static_cast<double>(i % 7);
+            }
+            if (n > 3) xv[3] = -0.0;
+            auto x = xg::tensor(xv, {n}, dtype).requires_grad_();
+            const Tensor y = xg::relu(x);
+            BOOST_TEST(y.grad_fn_name() == "relu");
+            const auto yv = y.to_vector<double>();
+            for (std::int64_t i = 0; i < n; ++i) {
+                const double xi = dtype == xg::f32 ? static_cast<double>(static_cast<float>(xv[i])) : xv[i];
+                BOOST_TEST(yv[i] == (xi > 0 ? xi : 0.0));
+            }
+            {
+                xg::NoGradGuard ng;  // the mask, not x or y, decides the backward
+                x.add_(xg::full({n}, 5.0, dtype));
+            }
+            const Tensor g_sum = xg::grad({xg::sum(y)}, {x}, {}, /*retain_graph=*/true)[0];
+            const Tensor g_dense = xg::grad({y}, {x}, {xg::tensor(gv, {n}, dtype)})[0];
+            BOOST_TEST(g_sum.dtype() == dtype);
+            const auto s = g_sum.to_vector<double>(), d = g_dense.to_vector<double>();
+            for (std::int64_t i = 0; i < n; ++i) {
+                BOOST_TEST(s[i] == (xv[i] > 0 ? 1.0 : 0.0));
+                BOOST_TEST(d[i] == (xv[i] > 0 ? gv[i] : 0.0));
+            }
+        }
+    }
+    // A NaN input stays NaN with derivative 0; a NaN gradient gives 0 where relu' = 0 (PyTorch's
+    // threshold_backward selects).
+    auto x = xg::tensor({std::nan(""), -1.0, 2.0}, {3}, xg::f64).requires_grad_();
+    const Tensor y = xg::relu(x);
+    BOOST_TEST(std::isnan(y.to_vector<double>()[0]));
+    const auto g =
+        xg::grad({y}, {x}, {xg::tensor({std::nan(""), std::nan(""), 3.0}, {3}, xg::f64)})[0].to_vector<double>();
+    BOOST_TEST(g[0] == 0.0);
+    BOOST_TEST(g[1] == 0.0);
+    BOOST_TEST(g[2] == 3.0);
+    // Double backward: relu_backward is linear in its gradient, with the same mask.
+    auto x2 = xg::tensor({-1.0, 0.5, 2.0}, {3}, xg::f64).requires_grad_();
+    auto h = xg::tensor({2.0, 3.0, 4.0}, {3}, xg::f64).requires_grad_();
+    const Tensor gx = xg::grad({xg::relu(x2)}, {x2}, {h}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+    BOOST_TEST(gx.grad_fn_name() == "relu_backward");
+    const auto gh = xg::grad({xg::sum(gx * xg::tensor({1.0, 10.0, 100.0}, {3}, xg::f64))}, {h})[0].to_vector<double>();
+    BOOST_TEST(gh == std::vector<double>({0.0, 10.0, 100.0}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(prelu_weight_gradient_is_summed_per_channel) {
     auto x = xg::tensor({-1.0, 2.0, -3.0, 4.0, -5.0, 6.0, 0.0, -2.0}, {2, 2, 2}, xg::f64).requires_grad_();
     auto w = xg::tensor({0.1, 0.2}, {2}, xg::f64).requires_grad_();
