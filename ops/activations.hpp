@@ -26,7 +26,8 @@ namespace xg {
 Tensor sigmoid(const Tensor& x);
 /// tanh(x); d = 1 - y^2 from the saved output.
 Tensor tanh(const Tensor& x);
-/// max(x, 0); d = (y > 0) from the saved output, so relu'(0) = 0.
+/// max(x, 0); d = (y > 0), kept as one bit per element (the output itself is not saved), so
+/// relu'(0) = 0. Backward selects: a NaN gradient gives 0 where relu' = 0, as in PyTorch.
 Tensor relu(const Tensor& x);
 /// min(max(x, 0), 6) (PyTorch's hardtanh(0, 6)); d = 1 on (0, 6), 0 elsewhere, bounds included.
 Tensor relu6(const Tensor& x);
