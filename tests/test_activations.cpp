@@ -4,15 +4,14 @@
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
-#include <xgrad/autograd/gradcheck_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
 #include <functional>
 #include <numbers>
 #include <ostream>
 #include <string>
 #include <vector>
+#include <xgrad/autograd/gradcheck_test.hpp>
+#include <xgrad/xgrad.hpp>
 
 namespace bdata = boost::unit_test::data;
 using xg::Tensor;
@@ -31,14 +30,17 @@ std::ostream& operator<<(std::ostream& os, const GradCase& c) { return os << c.n
 
 // Points away from every kink of the built-ins (0, +-0.5, +-1, +-3, 6, 20).
 Tensor sample(xg::Shape shape = {2, 7}) {
-    static const std::vector<double> pts = {-3.7, -2.2, -1.3, -0.8, -0.6, -0.2, 0.3, 0.7, 1.4, 2.6, 3.9, 7.5, -6.1, 4.4};
+    static const std::vector<double> pts = {-3.7, -2.2, -1.3, -0.8, -0.6, -0.2, 0.3,
+                                            0.7,  1.4,  2.6,  3.9,  7.5,  -6.1, 4.4};
     std::vector<double> v(static_cast<std::size_t>(xg::shape_numel(shape)));
-    for (std::size_t i = 0; i < v.size(); ++i) v[i] = pts[i % pts.size()] * (1.0 + 0.01 * static_cast<double>(i / pts.size()));
+    for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = pts[i % pts.size()] * (1.0 + 0.01 * static_cast<double>(i / pts.size()));
     return xg::tensor(v, shape, xg::f64).requires_grad_();
 }
 
 GradCase unary(const std::string& name, std::function<Tensor(const Tensor&)> f) {
-    return {name, [f](const std::vector<Tensor>& in) { return f(in[0]); }, [] { return std::vector<Tensor>{sample()}; }};
+    return {name, [f](const std::vector<Tensor>& in) { return f(in[0]); },
+            [] { return std::vector<Tensor>{sample()}; }};
 }
 
 // Adding a row here gives the activation a gradcheck and a gradgradcheck.
@@ -76,7 +78,10 @@ std::vector<GradCase> grad_cases() {
         unary("threshold", [](const Tensor& x) { return xg::threshold(x, 0.1, -2.0); }),
         unary("step", [](const Tensor& x) { return xg::step(x); }),
         unary("heaviside", [](const Tensor& x) { return xg::heaviside(x, 0.5); }),
-        unary("glu_last", [](const Tensor& x) { return xg::glu(xg::reshape(x, {7, 2}), -1); }),
+        unary("glu_last",
+              [](const Tensor& x) {
+                  return xg::glu(xg::reshape(x, {7, 2}), -1);
+              }),
         unary("glu_first", [](const Tensor& x) { return xg::glu(x, 0); }),
         unary("softmax_last", [](const Tensor& x) { return xg::softmax(x, -1); }),
         unary("log_softmax_last", [](const Tensor& x) { return xg::log_softmax(x, -1); }),
@@ -89,18 +94,19 @@ std::vector<GradCase> grad_cases() {
     c.push_back({"softmin_first", [](const std::vector<Tensor>& in) { return xg::softmin(in[0], 0); }, wide});
     c.push_back({"glu_middle", [](const std::vector<Tensor>& in) { return xg::glu(in[0], 1); }, wide});
     // Learnable parameters get gradients too.
-    c.push_back({"prelu_per_channel",
-                 [](const std::vector<Tensor>& in) { return xg::prelu(in[0], in[1]); },
+    c.push_back(
+        {"prelu_per_channel", [](const std::vector<Tensor>& in) { return xg::prelu(in[0], in[1]); },
+         [] {
+             return std::vector<Tensor>{sample({2, 3, 4}), xg::tensor({0.2, -0.3, 0.6}, {3}, xg::f64).requires_grad_()};
+         }});
+    c.push_back({"prelu_shared", [](const std::vector<Tensor>& in) { return xg::prelu(in[0], in[1]); },
                  [] {
-                     return std::vector<Tensor>{sample({2, 3, 4}),
-                                                xg::tensor({0.2, -0.3, 0.6}, {3}, xg::f64).requires_grad_()};
+                     return std::vector<Tensor>{sample(), xg::tensor({0.25}, {1}, xg::f64).requires_grad_()};
                  }});
-    c.push_back({"prelu_shared",
-                 [](const std::vector<Tensor>& in) { return xg::prelu(in[0], in[1]); },
-                 [] { return std::vector<Tensor>{sample(), xg::tensor({0.25}, {1}, xg::f64).requires_grad_()}; }});
-    c.push_back({"swish_learnable_beta",
-                 [](const std::vector<Tensor>& in) { return xg::swish(in[0], in[1]); },
-                 [] { return std::vector<Tensor>{sample(), xg::tensor({1.3}, {}, xg::f64).requires_grad_()}; }});
+    c.push_back({"swish_learnable_beta", [](const std::vector<Tensor>& in) { return xg::swish(in[0], in[1]); },
+                 [] {
+                     return std::vector<Tensor>{sample(), xg::tensor({1.3}, {}, xg::f64).requires_grad_()};
+                 }});
     return c;
 }
 
@@ -155,24 +161,30 @@ std::vector<Closed> closed_forms() {
          [](double x) { return -2 * std::tanh(x) * (1 - std::tanh(x) * std::tanh(x)); }},
         {"relu", [](const Tensor& x) { return xg::relu(x); }, [](double x) { return x > 0 ? x : 0.0; },
          [](double x) { return x > 0 ? 1.0 : 0.0; }, [](double) { return 0.0; }},
-        {"relu6", [](const Tensor& x) { return xg::relu6(x); }, [](double x) { return std::min(std::max(x, 0.0), 6.0); },
-         [](double x) { return x > 0 && x < 6 ? 1.0 : 0.0; }, [](double) { return 0.0; }},
-        {"hardtanh", [](const Tensor& x) { return xg::hardtanh(x); }, [](double x) { return std::min(std::max(x, -1.0), 1.0); },
+        {"relu6", [](const Tensor& x) { return xg::relu6(x); },
+         [](double x) { return std::min(std::max(x, 0.0), 6.0); }, [](double x) { return x > 0 && x < 6 ? 1.0 : 0.0; },
+         [](double) { return 0.0; }},
+        {"hardtanh", [](const Tensor& x) { return xg::hardtanh(x); },
+         [](double x) { return std::min(std::max(x, -1.0), 1.0); },
          [](double x) { return x > -1 && x < 1 ? 1.0 : 0.0; }, [](double) { return 0.0; }},
-        {"leaky_relu", [](const Tensor& x) { return xg::leaky_relu(x, 0.2); }, [](double x) { return x > 0 ? x : 0.2 * x; },
-         [](double x) { return x > 0 ? 1.0 : 0.2; }, [](double) { return 0.0; }},
+        {"leaky_relu", [](const Tensor& x) { return xg::leaky_relu(x, 0.2); },
+         [](double x) { return x > 0 ? x : 0.2 * x; }, [](double x) { return x > 0 ? 1.0 : 0.2; },
+         [](double) { return 0.0; }},
         {"elu", [](const Tensor& x) { return xg::elu(x, 1.3); },
-         [](double x) { return x > 0 ? x : 1.3 * std::expm1(x); }, [](double x) { return x > 0 ? 1.0 : 1.3 * std::exp(x); },
+         [](double x) { return x > 0 ? x : 1.3 * std::expm1(x); },
+         [](double x) { return x > 0 ? 1.0 : 1.3 * std::exp(x); },
          [](double x) { return x > 0 ? 0.0 : 1.3 * std::exp(x); }},
         {"elu_negative_alpha", [](const Tensor& x) { return xg::elu(x, -0.5); },
-         [](double x) { return x > 0 ? x : -0.5 * std::expm1(x); }, [](double x) { return x > 0 ? 1.0 : -0.5 * std::exp(x); },
+         [](double x) { return x > 0 ? x : -0.5 * std::expm1(x); },
+         [](double x) { return x > 0 ? 1.0 : -0.5 * std::exp(x); },
          [](double x) { return x > 0 ? 0.0 : -0.5 * std::exp(x); }},
         {"selu", [](const Tensor& x) { return xg::selu(x); },
          [](double x) { return kScale * (x > 0 ? x : kAlpha * std::expm1(x)); },
          [](double x) { return kScale * (x > 0 ? 1.0 : kAlpha * std::exp(x)); },
          [](double x) { return x > 0 ? 0.0 : kScale * kAlpha * std::exp(x); }},
         {"celu", [](const Tensor& x) { return xg::celu(x, 0.8); },
-         [](double x) { return x > 0 ? x : 0.8 * std::expm1(x / 0.8); }, [](double x) { return x > 0 ? 1.0 : std::exp(x / 0.8); },
+         [](double x) { return x > 0 ? x : 0.8 * std::expm1(x / 0.8); },
+         [](double x) { return x > 0 ? 1.0 : std::exp(x / 0.8); },
          [](double x) { return x > 0 ? 0.0 : std::exp(x / 0.8) / 0.8; }},
         {"gelu", [](const Tensor& x) { return xg::gelu(x); },
          [](double x) { return x * 0.5 * std::erfc(-x / std::sqrt(2.0)); },
@@ -200,7 +212,8 @@ std::vector<Closed> closed_forms() {
              const double s = sig(1.5 * x);
              return 2 * 1.5 * s * (1 - s) + 1.5 * 1.5 * x * s * (1 - s) * (1 - 2 * s);
          }},
-        {"mish", [](const Tensor& x) { return xg::mish(x); }, [](double x) { return x * std::tanh(std::log1p(std::exp(x))); },
+        {"mish", [](const Tensor& x) { return xg::mish(x); },
+         [](double x) { return x * std::tanh(std::log1p(std::exp(x))); },
          [](double x) {
              const double t = std::tanh(std::log1p(std::exp(x)));
              return t + x * sig(x) * (1 - t * t);
@@ -215,13 +228,21 @@ std::vector<Closed> closed_forms() {
          [](double x) { return 2 * x > 4 ? 0.0 : 2 * sig(2 * x) * (1 - sig(2 * x)); }},
         {"softsign", [](const Tensor& x) { return xg::softsign(x); }, [](double x) { return x / (1 + std::fabs(x)); },
          [](double x) { return 1 / ((1 + std::fabs(x)) * (1 + std::fabs(x))); },
-         [](double x) { return -2 * (x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0) / std::pow(1 + std::fabs(x), 3); }},
+         [](double x) {
+             return -2 * (x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0) / std::pow(1 + std::fabs(x), 3);
+         }},
         {"hardsigmoid", [](const Tensor& x) { return xg::hardsigmoid(x); },
-         [](double x) { return x <= -3 ? 0.0 : x >= 3 ? 1.0 : x / 6 + 0.5; },
+         [](double x) { return x <= -3  ? 0.0
+                               : x >= 3 ? 1.0
+                                        : x / 6 + 0.5; },
          [](double x) { return x > -3 && x < 3 ? 1.0 / 6 : 0.0; }, [](double) { return 0.0; }},
         {"hardswish", [](const Tensor& x) { return xg::hardswish(x); },
-         [](double x) { return x <= -3 ? 0.0 : x >= 3 ? x : x * (x + 3) / 6; },
-         [](double x) { return x < -3 ? 0.0 : x <= 3 ? x / 3 + 0.5 : 1.0; },
+         [](double x) { return x <= -3  ? 0.0
+                               : x >= 3 ? x
+                                        : x * (x + 3) / 6; },
+         [](double x) { return x < -3   ? 0.0
+                               : x <= 3 ? x / 3 + 0.5
+                                        : 1.0; },
          [](double x) { return x > -3 && x < 3 ? 1.0 / 3 : 0.0; }},
         {"log_sigmoid", [](const Tensor& x) { return xg::log_sigmoid(x); }, [](double x) { return std::log(sig(x)); },
          [](double x) { return 1 - sig(x); }, [](double x) { return -sig(x) * (1 - sig(x)); }},
@@ -229,19 +250,26 @@ std::vector<Closed> closed_forms() {
          [](double x) { return std::tanh(x) * std::tanh(x); },
          [](double x) { return 2 * std::tanh(x) * (1 - std::tanh(x) * std::tanh(x)); }},
         {"softshrink", [](const Tensor& x) { return xg::softshrink(x, 0.5); },
-         [](double x) { return x > 0.5 ? x - 0.5 : x < -0.5 ? x + 0.5 : 0.0; },
+         [](double x) { return x > 0.5    ? x - 0.5
+                               : x < -0.5 ? x + 0.5
+                                          : 0.0; },
          [](double x) { return std::fabs(x) > 0.5 ? 1.0 : 0.0; }, [](double) { return 0.0; }},
         {"hardshrink", [](const Tensor& x) { return xg::hardshrink(x, 0.5); },
          [](double x) { return std::fabs(x) > 0.5 ? x : 0.0; }, [](double x) { return std::fabs(x) > 0.5 ? 1.0 : 0.0; },
          [](double) { return 0.0; }},
-        {"threshold", [](const Tensor& x) { return xg::threshold(x, 1.0, -4.0); }, [](double x) { return x > 1 ? x : -4.0; },
-         [](double x) { return x > 1 ? 1.0 : 0.0; }, [](double) { return 0.0; }},
+        {"threshold", [](const Tensor& x) { return xg::threshold(x, 1.0, -4.0); },
+         [](double x) { return x > 1 ? x : -4.0; }, [](double x) { return x > 1 ? 1.0 : 0.0; },
+         [](double) { return 0.0; }},
         {"step", [](const Tensor& x) { return xg::step(x); }, [](double x) { return x >= 0 ? 1.0 : 0.0; },
          [](double) { return 0.0; }, [](double) { return 0.0; }},
         {"heaviside", [](const Tensor& x) { return xg::heaviside(x, 0.25); },
-         [](double x) { return x > 0 ? 1.0 : x < 0 ? 0.0 : 0.25; }, [](double) { return 0.0; }, [](double) { return 0.0; }},
+         [](double x) { return x > 0   ? 1.0
+                               : x < 0 ? 0.0
+                                       : 0.25; }, [](double) { return 0.0; },
+         [](double) { return 0.0; }},
         {"rrelu_eval", [](const Tensor& x) { return xg::rrelu(x, 0.1, 0.3); },
-         [](double x) { return x > 0 ? x : 0.2 * x; }, [](double x) { return x > 0 ? 1.0 : 0.2; }, [](double) { return 0.0; }},
+         [](double x) { return x > 0 ? x : 0.2 * x; }, [](double x) { return x > 0 ? 1.0 : 0.2; },
+         [](double) { return 0.0; }},
     };
 }
 
@@ -362,8 +390,8 @@ BOOST_AUTO_TEST_CASE(hand_written_derivatives_agree_with_the_automatic_ones) {
         const auto r = values_and_derivatives(info.fn, pts, xg::f64);
         const auto a = info.automatic_derivative(xg::tensor(pts, {-1}, xg::f64), 1).to_vector<double>();
         for (std::size_t i = 0; i < pts.size(); ++i)
-            BOOST_TEST(close(r[1][i], a[i], 1e-12, 1e-14), name << " at " << pts[i] << ": backward " << r[1][i]
-                                                                << ", automatic " << a[i]);
+            BOOST_TEST(close(r[1][i], a[i], 1e-12, 1e-14),
+                       name << " at " << pts[i] << ": backward " << r[1][i] << ", automatic " << a[i]);
     }
 }
 
@@ -470,7 +498,8 @@ BOOST_AUTO_TEST_CASE(gelu_float32_within_4_ulp_of_the_closed_form) {
     for (std::size_t i = 0; i < xf.size(); ++i) {
         const double v = xf[i], cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
         const double pdf = std::exp(-v * v / 2) / std::sqrt(2 * std::numbers::pi);
-        if (std::abs(v * cdf) > 1e-30) worst_f = std::max(worst_f, std::abs(yv[i] - v * cdf) / (std::abs(v * cdf) * ulp));
+        if (std::abs(v * cdf) > 1e-30)
+            worst_f = std::max(worst_f, std::abs(yv[i] - v * cdf) / (std::abs(v * cdf) * ulp));
         const double size = cdf + std::abs(v * pdf);
         if (size > 1e-30) worst_d = std::max(worst_d, std::abs(dv[i] - (cdf + v * pdf)) / (size * ulp));
     }
@@ -515,7 +544,9 @@ BOOST_AUTO_TEST_CASE(rrelu_draws_slopes_in_training_and_uses_the_mean_in_eval) {
 BOOST_AUTO_TEST_CASE(step_surrogate_gradients) {
     auto x = xg::tensor({-1.0, 0.0, 0.5, 2.0}, {4}, xg::f64).requires_grad_();
     BOOST_TEST(xg::step(x).to_vector<double>() == (std::vector<double>{0, 1, 1, 1}), boost::test_tools::per_element());
-    auto grad_of = [&](const xg::StepOptions& o) { return xg::grad({xg::sum(xg::step(x, o))}, {x})[0].to_vector<double>(); };
+    auto grad_of = [&](const xg::StepOptions& o) {
+        return xg::grad({xg::sum(xg::step(x, o))}, {x})[0].to_vector<double>();
+    };
     BOOST_TEST(grad_of({}) == (std::vector<double>{0, 0, 0, 0}), boost::test_tools::per_element());
     xg::StepOptions ste;
     ste.surrogate = xg::StepSurrogate::straight_through;
@@ -530,7 +561,8 @@ BOOST_AUTO_TEST_CASE(step_surrogate_gradients) {
         const double s = sig(4.0 * (xs[i] - 0.5));
         BOOST_TEST(close(g[i], 4.0 * s * (1 - s)));
     }
-    BOOST_TEST(xg::step(x, sg).to_vector<double>() == (std::vector<double>{0, 0, 1, 1}), boost::test_tools::per_element());
+    BOOST_TEST(xg::step(x, sg).to_vector<double>() == (std::vector<double>{0, 0, 1, 1}),
+               boost::test_tools::per_element());
     BOOST_TEST(std::isnan(xg::step(xg::tensor({NAN}, {1}, xg::f64)).item<double>()));
 }
 
@@ -593,10 +625,12 @@ BOOST_AUTO_TEST_CASE(op_names_in_the_graph) {
 }
 
 BOOST_AUTO_TEST_CASE(every_builtin_is_registered) {
-    for (const char* name : {"step", "heaviside", "sigmoid", "tanh", "hardtanh", "relu", "relu6", "leaky_relu", "prelu",
-                             "rrelu", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "swish", "mish", "softplus",
-                             "softsign", "hardsigmoid", "hardswish", "log_sigmoid", "tanhshrink", "softshrink",
-                             "hardshrink", "threshold", "glu", "softmax", "log_softmax", "softmin"}) {
+    for (const char* name :
+         {"step",       "heaviside",   "sigmoid",    "tanh",       "hardtanh",   "relu",      "relu6",
+          "leaky_relu", "prelu",       "rrelu",      "elu",        "selu",       "celu",      "gelu",
+          "gelu_tanh",  "silu",        "swish",      "mish",       "softplus",   "softsign",  "hardsigmoid",
+          "hardswish",  "log_sigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "glu",
+          "softmax",    "log_softmax", "softmin"}) {
         BOOST_TEST(xg::has_activation(name), name);
     }
     auto x = xg::tensor({-1.0, 1.0}, {2}, xg::f64);
