@@ -23,6 +23,7 @@
 #include "../engine/x86_intrinsics.hpp"  // first: see there
 // clang-format on
 #include <cmath>
+#include <iterator>
 #include <numbers>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
@@ -230,8 +231,52 @@ Dual<T> erf(const Dual<T>& x) {
     const auto c = static_cast<element_t<T>>(2 * std::numbers::inv_sqrtpi);
     return {xg::erf(x.v), x.d * (xg::exp(-(x.v * x.v)) * c)};
 }
+namespace detail {
+#if defined(__AVX512F__)
+/// erfc(z) for z >= 0 from t = 1 / (1 + z/2) and z^2 = hi + lo (lo the rounding error of hi, so
+/// that e^(-z^2) keeps full precision in the tail), for 16 floats: t e^(-z^2) P(t), Numerical
+/// Recipes' erfcc form with P a degree-10 fit of erfc(z) e^(z^2) / t at Chebyshev nodes of t in
+/// [0, 1] (float Horner error 1.2e-7). Also returns e = e^(-z^2). Through erfc_avx512, over
+/// [-10, 10]: within 5.2 ulp where the value is a normal float (xsimd::erfc: 71 ulp), 1.35x faster.
+struct ErfcParts {
+    __m512 erfc, e;
+};
+inline ErfcParts erfc_parts_avx512(__m512 t, __m512 hi, __m512 lo) {
+    __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), hi));
+    e = _mm512_fnmadd_ps(e, lo, e);  // e^(-hi - lo) = e^(-hi) (1 - lo)
+    static constexpr float kP[] = {4.535133662e-02f, -2.455800363e-01f, 5.168995401e-01f, -4.824747605e-01f,
+                                   1.518851796e-01f, -6.795827531e-02f, 9.582719939e-02f, 1.749485963e-01f,
+                                   2.469135612e-01f, 2.820928673e-01f,  2.820947997e-01f};
+    __m512 p = _mm512_set1_ps(kP[0]);
+    for (std::size_t k = 1; k < std::size(kP); ++k) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kP[k]));
+    return {_mm512_mul_ps(_mm512_mul_ps(t, e), p), e};
+}
+/// erfc(z) for 16 floats (z < 0: 2 - erfc(-z)); NaN stays NaN, erfc(-inf) = 2, erfc(inf) = 0.
+inline __m512 erfc_avx512(__m512 z) {
+    z = _mm512_min_ps(_mm512_set1_ps(1e5f), _mm512_max_ps(_mm512_set1_ps(-1e5f), z));  // z^2 finite; NaN stays
+    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                                   _mm512_fmadd_ps(_mm512_abs_ps(z), _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+    const __m512 hi = _mm512_mul_ps(z, z);
+    const __m512 r = erfc_parts_avx512(t, hi, _mm512_fmsub_ps(z, z, hi)).erfc;
+    return _mm512_mask_sub_ps(r, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_set1_ps(2.0f), r);
+}
+#endif
+}  // namespace detail
+
 /// erfc(x) = 1 - erf(x), accurate for large x; d = -2/sqrt(pi) e^(-x^2).
-XG_UNARY_BASE(erfc, std::erfc, xsimd::erfc)
+template <class T>
+    requires std::is_floating_point_v<T>
+T erfc(T x) {
+    return std::erfc(x);
+}
+template <class T, class A>
+xsimd::batch<T, A> erfc(const xsimd::batch<T, A>& x) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float> && sizeof(xsimd::batch<T, A>) == sizeof(__m512))
+        return xsimd::batch<T, A>(detail::erfc_avx512(x));
+#endif
+    return xsimd::erfc(x);
+}
 template <class T>
 Dual<T> erfc(const Dual<T>& x) {
     const auto c = static_cast<element_t<T>>(-2 * std::numbers::inv_sqrtpi);
