@@ -2,13 +2,12 @@
 // and second derivatives against closed forms, hand-written derivatives, parameters, and the op
 // being first-class (graph name, DOT, errors, registry).
 #include <boost/test/unit_test.hpp>
-#include <xgrad/autograd/gradcheck_test.hpp>
-#include <xgrad/xgrad.hpp>
-
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
+#include <xgrad/autograd/gradcheck_test.hpp>
+#include <xgrad/xgrad.hpp>
 
 using xg::Tensor;
 
@@ -140,8 +139,8 @@ BOOST_AUTO_TEST_CASE(user_swish_matches_builtin_silu) {
         const double rel = dtype == xg::f64 ? 1e-13 : 1e-6;
         for (std::size_t i = 0; i < xs.size(); ++i)
             for (std::size_t k = 0; k < 3; ++k)
-                BOOST_TEST(close(u[k][i], b[k][i], rel, 1e-30), "order " << k << " at " << xs[i] << ": user " << u[k][i]
-                                                                          << ", silu " << b[k][i]);
+                BOOST_TEST(close(u[k][i], b[k][i], rel, 1e-30),
+                           "order " << k << " at " << xs[i] << ": user " << u[k][i] << ", silu " << b[k][i]);
     }
 }
 
