@@ -279,6 +279,13 @@ bool needs_record(std::initializer_list<std::reference_wrapper<const Tensor>> in
     return false;
 }
 
+void Node::Input::ShapeDelete::operator()(const Shape* s) const noexcept {
+    s->~Shape();
+    detail::pool_free(const_cast<Shape*>(s), sizeof(Shape));
+}
+
+void Node::Input::set_own_shape(const Shape& s) { own_shape.reset(new (detail::pool_alloc(sizeof(Shape))) Shape(s)); }
+
 Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* const* inputs, std::size_t n,
                       bool save_output) {
     node->inputs_.resize(n);
@@ -296,10 +303,7 @@ Tensor detail::record(std::shared_ptr<OpNode> node, Array value, const Tensor* c
         cost += t.numel();
         in.fn = gradient_edge(t.impl());
         in.dtype = t.dtype();
-        if (t.shape() != value.shape()) {
-            in.own_shape = t.shape();
-            in.has_own_shape = true;
-        }
+        if (t.shape() != value.shape()) in.set_own_shape(t.shape());
         if (const Node* c = in.fn.get()) {
             node->fork_ |= c->fork_;
             if (c->heavy_top_) {
