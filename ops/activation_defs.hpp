@@ -98,12 +98,6 @@ inline auto celu_def(double alpha) {
         [alpha](auto y) { return xg::where(y > 0, 1.0, y / alpha + 1); });
 }
 #if defined(__AVX512F__)
-/// True for a batch of 16 floats (the AVX-512 kernels below take it as __m512).
-template <class T>
-inline constexpr bool is_f32x16 = false;
-template <class A>
-inline constexpr bool is_f32x16<xsimd::batch<float, A>> = sizeof(xsimd::batch<float, A>) == sizeof(__m512);
-
 /// The normal tail q = Phi(-|x|) = erfc(|x| / sqrt 2) / 2 and e = e^(-x^2 / 2), for gelu's float
 /// kernels (both from one exp, see detail::erfc_parts_avx512), with x^2 / 2 split from x itself so
 /// that the tail keeps full precision. Over [-14, 14]: gelu within 3.3 ulp, gelu' within 2.6 ulp
@@ -133,7 +127,7 @@ inline const auto& gelu_def() {
         "gelu",
         [](auto x) {
 #if defined(__AVX512F__)
-            if constexpr (is_f32x16<decltype(x)>) {
+            if constexpr (detail::is_f32x16<decltype(x)>) {
                 const NormalTail tail = normal_tail_avx512(x);
                 return decltype(x)(_mm512_mul_ps(x, normal_cdf_from_tail(x, tail.q)));
             }
@@ -143,7 +137,7 @@ inline const auto& gelu_def() {
         [](auto x) {
             constexpr double inv_sqrt_2pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;
 #if defined(__AVX512F__)
-            if constexpr (is_f32x16<decltype(x)>) {
+            if constexpr (detail::is_f32x16<decltype(x)>) {
                 const NormalTail tail = normal_tail_avx512(x);
                 return decltype(x)(_mm512_fmadd_ps(_mm512_mul_ps(x, tail.e), _mm512_set1_ps(float(inv_sqrt_2pi)),
                                                    normal_cdf_from_tail(x, tail.q)));

@@ -134,6 +134,12 @@ XG_SCALAR_COMPARISON(ne, !=)
 
 namespace detail {
 #if defined(__AVX512F__)
+/// True for a batch of 16 floats, which the AVX-512 kernels below take as __m512.
+template <class T>
+inline constexpr bool is_f32x16 = false;
+template <class A>
+inline constexpr bool is_f32x16<xsimd::batch<float, A>> = sizeof(xsimd::batch<float, A>) == sizeof(__m512);
+
 /// e^x for 16 floats: n = round(x log2 e), r = x - n ln 2 (two-part ln 2), e^r by a degree-6
 /// polynomial (Cephes expf), times 2^n by vscalefps, which rounds correctly into the subnormals and
 /// overflows to inf. Within 1.3 ulp of e^x over the whole float range; x is clamped to
@@ -167,8 +173,7 @@ T exp(T x) {
 template <class T, class A>
 xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && sizeof(xsimd::batch<T, A>) == sizeof(__m512))
-        return xsimd::batch<T, A>(detail::exp_avx512(x));
+    if constexpr (detail::is_f32x16<xsimd::batch<T, A>>) return xsimd::batch<T, A>(detail::exp_avx512(x));
 #endif
     return xsimd::exp(x);
 }
@@ -272,8 +277,7 @@ T erfc(T x) {
 template <class T, class A>
 xsimd::batch<T, A> erfc(const xsimd::batch<T, A>& x) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && sizeof(xsimd::batch<T, A>) == sizeof(__m512))
-        return xsimd::batch<T, A>(detail::erfc_avx512(x));
+    if constexpr (detail::is_f32x16<xsimd::batch<T, A>>) return xsimd::batch<T, A>(detail::erfc_avx512(x));
 #endif
     return xsimd::erfc(x);
 }
