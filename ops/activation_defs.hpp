@@ -123,7 +123,7 @@ inline __m512 normal_cdf_from_tail(__m512 x, __m512 q) {
 
 inline const auto& gelu_def() {
     // x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: erfc keeps full precision in the left tail.
-    static const auto d = def_of<Saves::input>(
+    static const auto d = def_of<Saves::derivative>(
         "gelu",
         [](auto x) {
 #if defined(__AVX512F__)
@@ -152,7 +152,7 @@ constexpr double kGeluTanhC = 0.044715;
 inline const auto& gelu_tanh_def() {
     // 1/2 (1 + tanh(u)) = sigmoid(2u): no cancellation in the left tail.
     constexpr double k = kGeluTanhK, c = kGeluTanhC;
-    static const auto d = def_of<Saves::input>(
+    static const auto d = def_of<Saves::derivative>(
         "gelu_tanh", [k, c](auto x) { return x * xg::sigmoid((x + x * x * x * c) * k); },
         [k, c](auto x) {
             const auto s = xg::sigmoid((x + x * x * x * c) * k);

@@ -152,6 +152,44 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
     });
 }
 
+/// f(x) and d(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
+/// activation that saves its derivative. f and d are written for xsimd batches; when both are
+/// inlined, the compiler shares their common subexpressions (sigmoid(x) in silu and silu').
+template <class F, class D>
+std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const F& f, const D& d,
+                                                      std::int64_t grain) {
+    return dispatch_floating(x.dtype(), op, [&]<class T>() {
+        using B = xsimd::batch<T>;
+        constexpr std::int64_t W = B::size;
+        Array y(x.shape(), x.dtype()), dy(x.shape(), x.dtype());
+        const std::int64_t n = y.numel();
+        const T* px = x.template data<T>();
+        T* py = y.template data<T>();
+        T* pd = dy.template data<T>();
+        parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) {
+            std::int64_t i = b;
+            for (; i + W <= e; i += W) {
+                const B v = B::load_unaligned(px + i);
+                as_batch<B>(f(v)).store_unaligned(py + i);
+                as_batch<B>(d(v)).store_unaligned(pd + i);
+            }
+            if (i < e) {
+                // Tail: pad with the last valid element (no spurious inf/NaN lanes), as simd_run does.
+                alignas(64) T buf[W], ry[W], rd[W];
+                for (std::int64_t l = 0; l < W; ++l) buf[l] = px[std::min(i + l, e - 1)];
+                const B v = B::load_aligned(buf);
+                as_batch<B>(f(v)).store_aligned(ry);
+                as_batch<B>(d(v)).store_aligned(rd);
+                for (std::int64_t l = 0; l < e - i; ++l) {
+                    py[i + l] = ry[l];
+                    pd[i + l] = rd[l];
+                }
+            }
+        });
+        return std::pair<Array, Array>(std::move(y), std::move(dy));
+    });
+}
+
 inline void require_defined(const Tensor& t, const std::string& op, const char* what = "the input") {
     if (!t.defined()) throw ValueError(op + ": " + what + " is undefined");
 }
@@ -173,6 +211,11 @@ inline std::string chain_op_name(const std::string& name, int k) {
 enum class Saves {
     input,   ///< phi is a function of x
     output,  ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
+    /// phi is a function of x that costs more to compute than to read (gelu, silu): the forward
+    /// pass, which computes most of it anyway, also writes d = f'(x), and a backward that records
+    /// no graph is g * d, one memory-bound pass. x is saved too, for a backward that records a
+    /// graph (create_graph) and for the higher orders. Costs one more tensor of x's size until backward.
+    derivative,
 };
 
 /// One elementwise activation: f, the first derivative d0 used by backward, and phi, the function
@@ -249,11 +292,38 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
                        });
 }
 
+/// g * d for a saved derivative d (not recorded): the backward of a Saves::derivative activation
+/// when no graph is being built. The values of chain_op<0>(def, g, x) up to rounding: the compiler
+/// may contract a multiply-add of d0 in one inlining context and not in the other.
+inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain) {
+    require_defined(g, op, "the gradient");
+    if (g.shape() != d.shape())
+        throw ShapeError(op + ": gradient shape " + shape_str(g.shape()) + " differs from the saved tensor's shape " +
+                         shape_str(d.shape()));
+    return Tensor(simd_map_arrays<2>(
+        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain));
+}
+
 /// y = f(x) elementwise, recorded with what Def::saves says.
 template <class Def>
 Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& x) {
     const char* op = def->name.c_str();
     require_defined(x, def->name);
+    if constexpr (Def::saves == Saves::derivative) {
+        if (needs_record({x}) && is_floating(x.dtype())) {
+            auto [y, d] = simd_map_value_and_derivative(
+                op, x.array(), [&f = def->f](auto v) { return f(v); }, [&d0 = def->d0](auto v) { return d0(v); },
+                def->grain);
+            Saved sx(x, op);
+            return make_result(op, std::move(y), {x}, [def, sx, d = std::move(d)](const Tensor& g, const Tensor&) {
+                const Tensor& xs = sx.get();  // also checks that x was not modified in place
+                // A graph of the backward (create_graph) needs phi as a function of x.
+                if (needs_record({g, xs}) || g.dtype() != d.dtype())
+                    return std::vector<Tensor>{chain_op<0>(def, g, xs)};
+                return std::vector<Tensor>{scale_by_saved_derivative(def->op_names[0], g, d, kGrainCheap)};
+            });
+        }
+    }
     Array y = simd_map_arrays<1>(
         op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
     if (!needs_record({x})) return Tensor(std::move(y));

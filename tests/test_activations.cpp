@@ -428,6 +428,53 @@ BOOST_AUTO_TEST_CASE(forward_saves_the_output_where_the_derivative_needs_only_it
     });
 }
 
+// gelu (both forms) writes f'(x) in the forward pass and, when backward builds no graph,
+// multiplies the gradient by it. That path must agree with the derivative op that a create_graph
+// backward records (to rounding, absolute where f' crosses zero: the compiler may contract a
+// multiply-add in one context and not in the other), and both must match the closed form of gelu'.
+BOOST_AUTO_TEST_CASE(saved_derivative_backward_equals_the_recorded_derivative_op) {
+    const std::vector<std::function<Tensor(const Tensor&)>> acts = {
+        [](const Tensor& x) { return xg::gelu(x); },
+        [](const Tensor& x) { return xg::gelu(x, "tanh"); },
+    };
+    for (const xg::Dtype dtype : {xg::f32, xg::f64}) {
+        for (const std::int64_t n : {1, 7, 16, 17, 70000}) {
+            std::vector<double> xv(static_cast<std::size_t>(n)), wv(xv.size());
+            for (std::int64_t i = 0; i < n; ++i) {
+                xv[i] = std::sin(0.37 * static_cast<double>(i) + 0.1) * 6;
+                wv[i] = 0.5 + 0.125 * static_cast<double>(i % 9);
+            }
+            const Tensor w = xg::tensor(wv, {n}, dtype);
+            for (std::size_t a = 0; a < acts.size(); ++a) {
+                for (const bool dense : {false, true}) {
+                    auto x = xg::tensor(xv, {n}, dtype).requires_grad_();
+                    auto loss = [&] { return dense ? xg::sum(acts[a](x) * w) : xg::sum(acts[a](x)); };
+                    const Tensor fast = xg::grad({loss()}, {x})[0];
+                    const Tensor recorded = xg::grad({loss()}, {x}, {}, false, true)[0];
+                    BOOST_TEST(recorded.requires_grad());
+                    const auto fv = fast.to_vector<double>(), rv = recorded.to_vector<double>();
+                    const double eps = dtype == xg::f32 ? 0x1p-23 : 0x1p-52;
+                    std::int64_t differ = 0;
+                    for (std::int64_t i = 0; i < n; ++i)
+                        differ += !(std::abs(fv[i] - rv[i]) <= 8 * eps * (1 + std::abs(rv[i])));
+                    BOOST_TEST(differ == 0, "activation " << a << " dtype " << xg::dtype_name(dtype) << " n " << n
+                                                          << " dense " << dense << ": " << differ << " differ");
+                    if (a == 0) {
+                        double worst = 0;
+                        for (std::int64_t i = 0; i < n; ++i) {
+                            const double t = xv[i];
+                            const double d = 0.5 * std::erfc(-t / std::numbers::sqrt2) +
+                                             t * std::exp(-t * t / 2) * std::numbers::inv_sqrtpi / std::numbers::sqrt2;
+                            worst = std::max(worst, std::abs(fv[i] - (dense ? wv[i] : 1.0) * d));
+                        }
+                        BOOST_TEST(worst < (dtype == xg::f32 ? 2e-6 : 1e-14));
+                    }
+                }
+            }
+        }
+    }
+}
+
 // relu keeps one bit per element (y > 0) for backward: checked against the closed form over sizes
 // around the 64-element words and the 16- and 8-lane vectors, in both dtypes, with a uniform
 // gradient (that of a sum) and a dense one; x and y may change in place after the forward.
