@@ -25,6 +25,9 @@ namespace {
 // subcommand (and the layers of xg::nn) can use it by name.
 void register_user_activations() {
     xg::register_activation(xg::activation("user_swish", [](auto x) { return x * xg::sigmoid(x); }));
+    // gelu written the way a paper writes it: x Phi(x), Phi from erfc (accurate in the left tail).
+    xg::register_activation(
+        xg::activation("user_gelu", [](auto x) { return x * (xg::erfc(x * -0.70710678118654752440) * 0.5); }));
 
     // With a hand-written derivative df(x, y), y = f(x): `check` compares it with the automatic one.
     xg::register_activation(xg::activation(

@@ -130,6 +130,44 @@ BOOST_AUTO_TEST_CASE(gradcheck_and_gradgradcheck_of_user_activations) {
     XG_CHECK_GRADGRAD(fp, {x, beta});
 }
 
+// A one-lambda activation computes f' by duals in its forward pass when x requires grad (and keeps
+// it for backward): the forward values must not depend on that, the gradient of a backward that
+// records no graph must agree with the derivative op a create_graph backward records, and both
+// with the closed form f'(x) = 0.9 x^2 + 1.4 x + tanh(u) + 1.3 x (1 - tanh(u)^2), u = 1.3 x + 0.2.
+BOOST_AUTO_TEST_CASE(forward_values_and_gradients_do_not_depend_on_the_saved_derivative) {
+    const auto poly =
+        xg::activation("poly", [](auto x) { return x * x * x * 0.3 + x * x * 0.7 + x * xg::tanh(x * 1.3 + 0.2); });
+    for (const xg::Dtype dtype : {xg::f32, xg::f64}) {
+        const std::int64_t n = 70001;
+        std::vector<double> xv(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) xv[i] = std::sin(0.37 * static_cast<double>(i)) * 4;
+        auto x = xg::tensor(xv, {n}, dtype).requires_grad_();
+        const Tensor y = poly(x);
+        Tensor y_no_grad;
+        {
+            xg::NoGradGuard ng;
+            y_no_grad = poly(x);
+        }
+        const auto yv = y.to_vector<double>(), nv = y_no_grad.to_vector<double>();
+        std::int64_t differ = 0;
+        for (std::int64_t i = 0; i < n; ++i) differ += yv[i] != nv[i];
+        BOOST_TEST(differ == 0);
+
+        const auto fast = xg::grad({xg::sum(poly(x))}, {x})[0].to_vector<double>();
+        const auto recorded = xg::grad({xg::sum(poly(x))}, {x}, {}, false, true)[0].to_vector<double>();
+        const double eps = dtype == xg::f32 ? 0x1p-23 : 0x1p-52;
+        double worst_vs_recorded = 0, worst_vs_closed_form = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            const double t = xv[i], th = std::tanh(1.3 * t + 0.2);
+            const double d = 0.9 * t * t + 1.4 * t + th + 1.3 * t * (1 - th * th);
+            worst_vs_recorded = std::max(worst_vs_recorded, std::abs(fast[i] - recorded[i]) / (1 + std::abs(d)));
+            worst_vs_closed_form = std::max(worst_vs_closed_form, std::abs(fast[i] - d) / (1 + std::abs(d)));
+        }
+        BOOST_TEST(worst_vs_recorded <= 8 * eps);
+        BOOST_TEST(worst_vs_closed_form <= 64 * eps);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(user_swish_matches_builtin_silu) {
     auto swish = xg::activation("user_swish", [](auto x) { return x * xg::sigmoid(x); });
     const std::vector<double> xs = {-1e4, -88, -20, -3.3, -1, 0, 0.5, 2, 20, 88, 1e4};
