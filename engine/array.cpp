@@ -26,7 +26,7 @@ struct Storage {
     std::mutex fill_mutex;
     std::shared_ptr<Storage> owner;  // set on an alias (Array::alias): the storage whose buffer this is
 
-    explicit Storage(std::size_t n) : bytes(n) { data = cached_alloc(n, &capacity); }
+    explicit Storage(std::size_t n) : bytes(n) { data = n <= sizeof(value) ? value : cached_alloc(n, &capacity); }
     explicit Storage(std::shared_ptr<Storage> of)
         : data(of->get()), bytes(of->bytes), dtype(of->dtype), owner(std::move(of)) {}
     Storage(std::size_t n, Dtype d, const void* v) : bytes(n), dtype(d) {
@@ -35,7 +35,7 @@ struct Storage {
         pending.store(true, std::memory_order_release);
     }
     ~Storage() {
-        if (data && !owner) cached_free(data, capacity);
+        if (data && data != value && !owner) cached_free(data, capacity);
     }
     /// The storage that owns the buffer (this one, or the one an alias stands for).
     Storage& root() { return owner ? *owner : *this; }

@@ -17,7 +17,8 @@ struct Storage;
 
 /// A contiguous row-major buffer of `numel()` elements of a runtime dtype, with a shape.
 /// Copies of an Array share the buffer (like a tensor view); `clone()` copies the data.
-/// Buffers come from a caching allocator so that training steps do not pay page faults again.
+/// Buffers come from a caching allocator so that training steps do not pay page faults again,
+/// 64-byte aligned; a buffer of at most 8 bytes (a scalar) lives inside its storage object instead.
 class Array {
 public:
     /// An undefined array (no buffer).
