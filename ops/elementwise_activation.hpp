@@ -154,7 +154,7 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
 
 /// f(x) and d(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
 /// activation that saves its derivative. f and d are written for xsimd batches; when both are
-/// inlined, the compiler shares their common subexpressions (sigmoid(x) in silu and silu').
+/// inlined, the compiler shares their common subexpressions (gelu's erfc tail and exp).
 template <class F, class D>
 std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const F& f, const D& d,
                                                       std::int64_t grain) {
@@ -194,10 +194,14 @@ inline void require_defined(const Tensor& t, const std::string& op, const char* 
     if (!t.defined()) throw ValueError(op + ": " + what + " is undefined");
 }
 
+/// Throws ShapeError naming op when the gradient's shape differs from the saved tensor's.
+inline void require_same_shape(const Shape& gradient, const Shape& saved, const std::string& op) {
+    if (gradient != saved)
+        throw ShapeError(op + ": gradient shape " + shape_str(gradient) + " differs from the saved tensor's shape " +
+                         shape_str(saved));
+}
 inline void require_same_shape(const Tensor& a, const Tensor& b, const std::string& op) {
-    if (a.shape() != b.shape())
-        throw ShapeError(op + ": gradient shape " + shape_str(a.shape()) + " differs from the saved tensor's shape " +
-                         shape_str(b.shape()));
+    require_same_shape(a.shape(), b.shape(), op);
 }
 
 /// Name of the order-k derivative op of `name`: name_backward, name_backward2, ...
@@ -211,10 +215,11 @@ inline std::string chain_op_name(const std::string& name, int k) {
 enum class Saves {
     input,   ///< phi is a function of x
     output,  ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
-    /// phi is a function of x that costs more to compute than to read (gelu, silu): the forward
-    /// pass, which computes most of it anyway, also writes d = f'(x), and a backward that records
-    /// no graph is g * d, one memory-bound pass. x is saved too, for a backward that records a
-    /// graph (create_graph) and for the higher orders. Costs one more tensor of x's size until backward.
+    /// phi is a function of x that costs more to compute than to read (gelu, one-lambda user
+    /// activations, whose f' comes from duals): the forward pass, which computes most of it anyway,
+    /// also writes d = f'(x), and a backward that records no graph is g * d, one memory-bound
+    /// pass. x is saved too, for a backward that records a graph (create_graph) and for the higher
+    /// orders. Costs one more tensor of x's size until backward.
     derivative,
 };
 
@@ -297,9 +302,7 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
 /// may contract a multiply-add of d0 in one inlining context and not in the other.
 inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain) {
     require_defined(g, op, "the gradient");
-    if (g.shape() != d.shape())
-        throw ShapeError(op + ": gradient shape " + shape_str(g.shape()) + " differs from the saved tensor's shape " +
-                         shape_str(d.shape()));
+    require_same_shape(g.shape(), d.shape(), op);
     return Tensor(simd_map_arrays<2>(
         op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain));
 }
