@@ -430,8 +430,9 @@ void add_inplace(Array& dst, const Array& src) {
     detail::dispatch_floating(dst.dtype(), "accumulate", [&]<class T>() {
         T* d = dst.data<T>();
         const T* s = src.data<T>();
+        auto plus = [](auto x, auto y) { return x + y; };
         detail::parallel_for(dst.numel(), detail::kGrainCheap, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t k = b; k < e; ++k) d[k] += s[k];
+            detail::simd_map2(d + b, s + b, d + b, e - b, plus);
         });
     });
 }

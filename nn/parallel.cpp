@@ -34,16 +34,6 @@ void share_state(const Module& master, Module& replica) {
         it->second.impl()->value = t.array().alias();
     }
 }
-// out[j] += src[j] for j < n, vectorised (GCC -O2 leaves the plain loop scalar: it needs an
-// aliasing check).
-template <class T>
-void add_in_place(T* out, const T* src, std::int64_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::int64_t W = static_cast<std::int64_t>(B::size);
-    std::int64_t j = 0;
-    for (; j + W <= n; j += W) (B::load_unaligned(out + j) + B::load_unaligned(src + j)).store_unaligned(out + j);
-    for (; j < n; ++j) out[j] += src[j];
-}
 // Summed on the calling thread up to this many element additions (group gradients x elements).
 constexpr std::int64_t kSerialCombine = std::int64_t(1) << 18;
 
@@ -188,6 +178,7 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
         for (std::int64_t b = 0; b < g0.numel(); b += kPiece)
             pieces.push_back({i, b, std::min(b + kPiece, g0.numel())});
     }
+    auto plus = [](auto a, auto b) { return a + b; };
     auto combine = [&](std::size_t t) {
         const Piece& piece = pieces[t];
         Array& total = totals[piece.param];
@@ -202,7 +193,7 @@ double DataParallel::forward_backward(const Tensor& inputs, const Tensor& target
                 if (first)
                     std::copy(src, src + len, out);
                 else
-                    add_in_place(out, src, len);
+                    detail::simd_map2(out, src, out, len, plus);
                 first = false;
             }
         });
