@@ -167,6 +167,25 @@ inline __m512 exp_avx512(__m512 x) {
     const __m512 t = _mm512_permutexvar_ps(_mm512_castps_si512(shifted), two_to_j_16);
     return _mm512_scalef_ps(_mm512_fmadd_ps(t, p, t), _mm512_mul_ps(k, _mm512_set1_ps(0.0625f)));
 }
+
+/// log(1 + u) for 16 floats u in [0, 1] (softplus's tail): 2 atanh(s) with s = u / (2 + u) <= 1/3,
+/// as 2s + 2 s^3 Q(s^2), Q the atanh series to s^12 / 13 (truncation 1.4e-8). The rounding of
+/// 2 + u and of the division is recovered exactly (FMA residual) and added as a correction, so the
+/// result is within 1 ulp over every float in [0, 1] (xsimd::log1p: 0.74 ulp, 1.5x slower).
+inline __m512 log1p_unit_avx512(__m512 u) {
+    const __m512 two = _mm512_set1_ps(2.0f);
+    const __m512 d = _mm512_add_ps(u, two);
+    const __m512 d_error = _mm512_add_ps(_mm512_sub_ps(two, d), u);  // (2 + u) - d, exact
+    const __m512 s = _mm512_div_ps(u, d);
+    const __m512 residual = _mm512_fnmadd_ps(s, d, u);  // u - s d, exact
+    // u / (2 + u) - s, to first order; 14 bits of 1/d are plenty for a correction term.
+    const __m512 s_error = _mm512_mul_ps(_mm512_fnmadd_ps(s, d_error, residual), _mm512_rcp14_ps(d));
+    const __m512 z = _mm512_mul_ps(s, s);
+    __m512 q = _mm512_set1_ps(1.0f / 13);
+    for (const float c : {1.0f / 11, 1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3}) q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(c));
+    const __m512 tail = _mm512_fmadd_ps(s, _mm512_mul_ps(z, q), s_error);
+    return _mm512_add_ps(_mm512_add_ps(s, s), _mm512_add_ps(tail, tail));
+}
 #endif
 }  // namespace detail
 
@@ -418,7 +437,12 @@ T softplus(const T& x) {
     if constexpr (is_dual_v<T>) {
         return {xg::softplus(x.v), x.d * xg::sigmoid(x.v)};
     } else {
-        return xg::where(x > 0, x, detail::constant<T>(0.0)) + xg::log1p(xg::exp(-xg::abs(x)));
+        const T positive_part = xg::where(x > 0, x, detail::constant<T>(0.0));
+        const T u = xg::exp(-xg::abs(x));  // in (0, 1]
+#if defined(__AVX512F__)
+        if constexpr (detail::is_f32x16<T>) return positive_part + T(detail::log1p_unit_avx512(u));
+#endif
+        return positive_part + xg::log1p(u);
     }
 }
 
