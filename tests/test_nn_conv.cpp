@@ -109,6 +109,75 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_direct_loops) {
                 1e-12);
 }
 
+// Gradients of sum(y * r) for y = conv2d(x, w, b) (groups 1) by direct loops: dx, dw, db.
+std::vector<std::vector<double>> naive_conv_grads(const Tensor& x, const Tensor& w, const Tensor& r, xg::Size2 s,
+                                                  xg::Size2 p, xg::Size2 d) {
+    const auto X = x.to_vector<double>(), W = w.to_vector<double>(), R = r.to_vector<double>();
+    const std::int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+    const std::int64_t O = w.size(0), KH = w.size(2), KW = w.size(3), OH = r.size(2), OW = r.size(3);
+    std::vector<double> dx(X.size(), 0.0), dw(W.size(), 0.0), db(static_cast<std::size_t>(O), 0.0);
+    for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t o = 0; o < O; ++o)
+            for (std::int64_t oh = 0; oh < OH; ++oh)
+                for (std::int64_t ow = 0; ow < OW; ++ow) {
+                    const double g = R[((n * O + o) * OH + oh) * OW + ow];
+                    db[o] += g;
+                    for (std::int64_t c = 0; c < C; ++c)
+                        for (std::int64_t i = 0; i < KH; ++i)
+                            for (std::int64_t j = 0; j < KW; ++j) {
+                                const std::int64_t ih = oh * s[0] - p[0] + i * d[0], iw = ow * s[1] - p[1] + j * d[1];
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
+                                const std::int64_t xi = ((n * C + c) * H + ih) * Wd + iw,
+                                                   wi = ((o * C + c) * KH + i) * KW + j;
+                                dx[xi] += g * W[wi];
+                                dw[wi] += g * X[xi];
+                            }
+                }
+    return {dx, dw, db};
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_count) {
+    // groups == 1 runs a few samples at a time (as many as fit 512 KiB of columns): [10, 8, 32, 32] in
+    // float64 is one sample per chunk (10 chunks, 8 gradient groups); [6, 3, 9, 11] in float32 is one chunk.
+    // "Same" paddings take im2col's shifted-plane copy; the strided case takes the row loop.
+    struct Case {
+        xg::Shape x, w;
+        xg::Size2 s, p, d;
+        xg::Dtype dtype;
+        double tol;
+    };
+    for (const Case& c : {Case{{10, 8, 32, 32}, {6, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}, xg::f64, 1e-10},
+                          Case{{6, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {2, 2}, {2, 2}, xg::f32, 2e-4},
+                          Case{{6, 3, 9, 11}, {5, 3, 3, 2}, {2, 3}, {1, 0}, {1, 1}, xg::f32, 2e-4}}) {
+        xg::manual_seed(21);
+        auto x = xg::randn(c.x, c.dtype).requires_grad_();
+        auto w = xg::randn(c.w, c.dtype).requires_grad_();
+        auto b = xg::randn({c.w[0]}, c.dtype).requires_grad_();
+        xg::Shape shape;
+        const auto want = naive_conv(x, w, b, c.s, c.p, c.d, 1, shape);
+        auto r = xg::randn(shape, c.dtype);
+        const auto want_grads = naive_conv_grads(x, w, r, c.s, c.p, c.d);
+        auto run = [&](int threads) {
+            xg::set_num_threads(threads);
+            auto y = xg::conv2d(x, w, b, c.s, c.p, c.d);
+            auto grads = xg::grad({xg::sum(y * r)}, {x, w, b});
+            std::vector<std::vector<double>> out{y.to_vector<double>()};
+            for (const auto& g : grads) out.push_back(g.to_vector<double>());
+            return out;
+        };
+        const int before = xg::get_num_threads();
+        const auto one = run(1), two = run(2);
+        xg::set_num_threads(before);
+        BOOST_TEST(one == two);  // bit-identical
+        check_close(one[0], want, c.tol);
+        for (int k = 0; k < 3; ++k) check_close(one[k + 1], want_grads[k], c.tol * 10);
+        // A backward pass that records a graph takes the differentiable ops: the same gradients.
+        auto y = xg::conv2d(x, w, b, c.s, c.p, c.d);
+        auto recorded = xg::grad({xg::sum(y * r)}, {x, w, b}, {}, true, true);
+        for (int k = 0; k < 3; ++k) check_close(recorded[k].to_vector<double>(), want_grads[k], c.tol * 10);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(conv2d_errors_name_the_shapes) {
     auto x = xg::zeros({1, 3, 5, 5});
     BOOST_CHECK_THROW(xg::conv2d(x, xg::zeros({4, 2, 3, 3})), xg::ShapeError);
@@ -130,6 +199,12 @@ BOOST_AUTO_TEST_CASE(conv2d_gradcheck_and_gradgradcheck) {
     auto f = [](const V& in) { return xg::conv2d(in[0], in[1], in[2], {2, 1}, {1, 1}, {1, 1}, 2); };
     XG_CHECK_GRAD(f, {x, w, b});
     XG_CHECK_GRADGRAD(f, {x, w, b});
+    // groups 1 (the chunked kernels) with a bias and a "same" padding.
+    auto w1 = xg::randn({3, 2, 3, 3}, xg::f64).requires_grad_();
+    auto b1 = xg::randn({3}, xg::f64).requires_grad_();
+    auto same = [](const V& in) { return xg::conv2d(in[0], in[1], in[2], {1, 1}, {1, 1}); };
+    XG_CHECK_GRAD(same, {x, w1, b1});
+    XG_CHECK_GRADGRAD(same, {x, w1, b1});
     auto dil = [](const V& in) { return xg::conv2d(in[0], in[1], Tensor(), {1, 1}, {0, 1}, {2, 1}, 1); };
     auto w2 = xg::randn({2, 2, 2, 2}, xg::f64).requires_grad_();
     XG_CHECK_GRAD(dil, {x, w2});
@@ -203,6 +278,34 @@ BOOST_AUTO_TEST_CASE(max_pool2d_fast_path_matches_the_general_loop) {
                 for (int j = 0; j < 2; ++j) m = std::max(m, xv[(2 * oh + i) * 6 + 2 * ow + j]);
             BOOST_TEST(fv[oh * 3 + ow] == m);
         }
+}
+
+BOOST_AUTO_TEST_CASE(max_pool2d_float32_vector_path_matches_the_general_loop) {
+    // float32 2x2 pools run 16 windows at a time: widths 69 (34 windows: 16 + 16 + 2 per row) and 7 (3), an
+    // odd height, small integers (many ties), a NaN and -inf in the first plane.
+    for (const std::int64_t w : {69, 7}) {
+        const std::int64_t h = 9, planes = 6;
+        std::vector<float> v(static_cast<std::size_t>(planes * h * w));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919) % 5);
+        v[3] = std::numeric_limits<float>::quiet_NaN();
+        v[static_cast<std::size_t>(w) + 40 % w] = -std::numeric_limits<float>::infinity();
+        auto x = xg::tensor(std::vector<double>(v.begin(), v.end()), {2, 3, h, w}, xg::f32).requires_grad_();
+        auto fast = xg::max_pool2d(x, {2, 2});
+        auto general = xg::max_pool2d(xg::max_pool2d(x, {1, 2}), {2, 1});
+        BOOST_TEST(fast.shape() == (xg::Shape{2, 3, h / 2, w / 2}));
+        const auto fv = fast.to_vector<float>(), gv = general.to_vector<float>();
+        BOOST_TEST_REQUIRE(fv.size() == gv.size());
+        BOOST_TEST(std::isnan(fv[1]));  // the window holding v[3]
+        for (std::size_t i = 0; i < fv.size(); ++i)
+            if (!std::isnan(gv[i])) BOOST_TEST(fv[i] == gv[i], "window " << i);
+        // The gradient goes to the same element (the first maximum in row-major order).
+        xg::sum(fast).backward();
+        auto g1 = x.grad().to_vector<float>();
+        x.zero_grad();
+        xg::sum(general).backward();
+        BOOST_TEST(g1 == x.grad().to_vector<float>(), boost::test_tools::per_element());
+        BOOST_TEST(std::count(g1.begin(), g1.end(), 1.0f) == static_cast<std::ptrdiff_t>(fv.size()));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(avg_pool2d_values_and_gradcheck) {

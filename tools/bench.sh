@@ -26,8 +26,16 @@ workloads=("$@")
 if grep -qw avx512f /proc/cpuinfo && [[ "${OPENBLAS_CORETYPE:-}" != SkylakeX && -z "${XGRAD_KEEP_CORETYPE:-}" ]]; then
   export OPENBLAS_CORETYPE=SkylakeX
 fi
-echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores; xgrad: TBB threads as listed," \
-     "OpenBLAS single-threaded inside TBB tasks; LibTorch: at::set_num_threads as listed"
+# glibc's malloc hands large freed blocks back to the kernel (munmap, heap trimming), so LibTorch,
+# which allocates every 4-16 MB tensor through it, page-faults its buffers in again on every step:
+# W4 at 1 thread took 71-108 ms that way and 42-46 ms with these two settings, W2_silu 5.6-60 ms
+# against 5.6-5.8 (2026-11-23). They are LibTorch's best here; xgrad (its own caching pool) is
+# within noise either way. Both sides run with them.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-4294967295}
+echo "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores," \
+     "MALLOC_MMAP_THRESHOLD_=$MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_=$MALLOC_TRIM_THRESHOLD_;" \
+     "xgrad: TBB threads as listed, OpenBLAS single-threaded inside TBB tasks;" \
+     "LibTorch: at::set_num_threads as listed, OpenBLAS with its own $(nproc) threads"
 if ((sweep)); then
   # One process per point, so that each peak resident memory is the point's own.
   for bin in xgrad torch; do
