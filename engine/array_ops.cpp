@@ -14,6 +14,7 @@ namespace xg::engine {
 using detail::dispatch;
 using detail::kGrainCheap;
 using detail::parallel_for;
+using detail::sum_contiguous;
 
 Array full(const Shape& shape, Dtype dtype, double value) {
     Array r(shape, dtype);
@@ -109,28 +110,6 @@ Array reduced_axes_last(const Array& a, const std::vector<int>& axes, std::int64
     bool trailing = true;
     for (std::size_t i = 0; i < nd; ++i) trailing &= perm[i] == static_cast<int>(i);
     return trailing ? a : permute(a, perm);
-}
-
-// Sum of n contiguous values with SIMD accumulators in a fixed order (deterministic).
-template <class T>
-T sum_contiguous(const T* x, std::int64_t n) {
-    if constexpr (std::is_floating_point_v<T>) {
-        using B = xsimd::batch<T>;
-        constexpr std::int64_t W = B::size;
-        B acc0(T(0)), acc1(T(0));
-        std::int64_t i = 0;
-        for (; i + 2 * W <= n; i += 2 * W) {
-            acc0 += B::load_unaligned(x + i);
-            acc1 += B::load_unaligned(x + i + W);
-        }
-        T s = xsimd::hadd(acc0 + acc1);
-        for (; i < n; ++i) s += x[i];
-        return s;
-    } else {
-        T s = 0;
-        for (std::int64_t i = 0; i < n; ++i) s += x[i];
-        return s;
-    }
 }
 
 // Fixed chunk for long reductions: results do not depend on the thread count.

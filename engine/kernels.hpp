@@ -82,6 +82,28 @@ constexpr std::int64_t scaled_grain(std::int64_t grain_f32) {
     return std::max<std::int64_t>(1, grain_f32 * 4 / static_cast<std::int64_t>(sizeof(T)));
 }
 
+/// Sum of n contiguous values with SIMD accumulators in a fixed order (deterministic).
+template <class T>
+T sum_contiguous(const T* x, std::int64_t n) {
+    if constexpr (std::is_floating_point_v<T>) {
+        using B = xsimd::batch<T>;
+        constexpr std::int64_t W = B::size;
+        B acc0(T(0)), acc1(T(0));
+        std::int64_t i = 0;
+        for (; i + 2 * W <= n; i += 2 * W) {
+            acc0 += B::load_unaligned(x + i);
+            acc1 += B::load_unaligned(x + i + W);
+        }
+        T s = xsimd::hadd(acc0 + acc1);
+        for (; i < n; ++i) s += x[i];
+        return s;
+    } else {
+        T s = 0;
+        for (std::int64_t i = 0; i < n; ++i) s += x[i];
+        return s;
+    }
+}
+
 /// Makes BLAS single-threaded (once): GEMMs are split across TBB tasks instead.
 void ensure_blas_single_threaded();
 

@@ -79,7 +79,7 @@ void im2col_rows(const T* x, T* cols, const Window& g, std::int64_t b, std::int6
             const std::int64_t lo = std::max<std::int64_t>(0, -src), hi = std::min(count, g.h * g.w - src);
             std::fill(out, out + h0 * g.ow, T(0));
             if (hi > lo)
-                std::memcpy(out + h0 * g.ow + lo, img + src + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+                std::memcpy(out + h0 * g.ow + lo, img + (src + lo), static_cast<std::size_t>(hi - lo) * sizeof(T));
             for (std::int64_t oh = h0; oh < h1; ++oh) {
                 T* o = out + oh * g.ow;
                 std::fill(o, o + w0, T(0));
@@ -138,6 +138,38 @@ void col2im_planes(const T* cols, T* x, const Window& g, std::int64_t b, std::in
                     else
                         for (std::int64_t ow = w0; ow < w1; ++ow) row[ow * g.s[1]] += src[ow];
                 }
+            }
+    }
+}
+
+// col2im of all planes from columns the caller no longer needs. With unit strides and an output as
+// wide as the image, each tap's taps that fall outside the image are zeroed in place, and the tap
+// is then added to the image as one contiguous shifted plane (the adds are those of col2im_planes,
+// in the same order; rows of 14 or 28 floats made the row loop cost more than the adding).
+template <class T>
+void col2im_scratch(T* cols, T* x, const Window& g) {
+    if (!(g.s[0] == 1 && g.s[1] == 1 && g.ow == g.w)) return col2im_planes(cols, x, g, 0, g.n * g.c);
+    const std::int64_t plane = g.oh * g.ow, len = g.n * plane;
+    for (std::int64_t t = 0; t < g.n * g.c; ++t) {
+        const std::int64_t n = t / g.c, c = t % g.c;
+        T* img = x + t * g.h * g.w;
+        std::fill(img, img + g.h * g.w, T(0));
+        for (std::int64_t i = 0; i < g.k[0]; ++i)
+            for (std::int64_t j = 0; j < g.k[1]; ++j) {
+                T* in = cols + ((c * g.k[0] + i) * g.k[1] + j) * len + n * plane;
+                const std::int64_t offh = i * g.d[0] - g.p[0], offw = j * g.d[1] - g.p[1];
+                std::int64_t h0, h1, w0, w1;
+                valid_range(g.h, g.oh, 1, offh, h0, h1);
+                valid_range(g.w, g.ow, 1, offw, w0, w1);
+                for (std::int64_t oh = h0; oh < h1; ++oh) {
+                    std::fill(in + oh * g.ow, in + oh * g.ow + w0, T(0));
+                    std::fill(in + oh * g.ow + w1, in + (oh + 1) * g.ow, T(0));
+                }
+                const std::int64_t src = (h0 + offh) * g.w + offw, count = (h1 - h0) * g.ow;
+                const std::int64_t lo = std::max<std::int64_t>(0, -src), hi = std::min(count, g.h * g.w - src);
+                T* dst = img + (src + lo);
+                const T* from = in + (h0 * g.ow + lo);
+                for (std::int64_t q = 0; q < hi - lo; ++q) dst[q] += from[q];
             }
     }
 }
@@ -355,11 +387,7 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
                     for (std::int64_t oc = 0; oc < p.o; ++oc) {
                         const T* src = g + (n0 + i) * out + oc * p.l;
                         std::copy(src, src + p.l, gc + oc * sl + i * p.l);
-                        if (db_part) {
-                            T acc = 0;
-                            for (std::int64_t j = 0; j < p.l; ++j) acc += src[j];
-                            db_part[oc] += acc;
-                        }
+                        if (db_part) db_part[oc] += detail::sum_contiguous(src, p.l);
                     }
                 if (dw_part) {
                     im2col_rows(x + n0 * image, cols, gw, 0, p.kc * gw.n);
@@ -367,7 +395,7 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
                 }
                 if (dx) {
                     gemm<T>(true, false, p.kc, sl, p.o, w, p.kc, gc, sl, cols, sl, false);
-                    col2im_planes(cols, dx + n0 * image, gw, 0, gw.n * gw.c);
+                    col2im_scratch(cols, dx + n0 * image, gw);
                 }
             }
         }
