@@ -27,9 +27,12 @@ def main():
     folder = sys.argv[1]
     ours, ctx = load(os.path.join(folder, "xgrad_*.json"))
     theirs, _ = load(os.path.join(folder, "torch_*.json"))
+    theirs_blas1, _ = load(os.path.join(folder, "torch1_*.json"))
     print(f"machine: {ctx.get('num_cpus', '?')} cpus; last arg of a name = threads")
-    print(f"| workload | xgrad ms | LibTorch ms | ratio | xgrad peak MB | LibTorch peak MB | notes |")
-    print(f"|---|---:|---:|---:|---:|---:|---|")
+    print("LibTorch ms: OpenBLAS with its own threads (both cores, also in the 1-thread rows); "
+          "BLAS 1 thread: the same run with OPENBLAS_NUM_THREADS=1 (GEMM workloads), and xgrad's ratio to it")
+    print(f"| workload | xgrad ms | LibTorch ms | ratio | LibTorch, BLAS 1 thread | xgrad peak MB | LibTorch peak MB | notes |")
+    print(f"|---|---:|---:|---:|---:|---:|---:|---|")
     for name, r in ours.items():
         o = theirs.get(name)
         ratio = f"{r['ms'] / o['ms']:.2f}x" if o else "-"
@@ -45,7 +48,10 @@ def main():
                              f"{x['peak1000']:.0f} MB after 10 -> 1000 steps")
             notes.append("xgrad " + mem(r) + (f"; LibTorch {mem(o)}" if o and o["rss10"] is not None else ""))
         rss = lambda x: f"{x['rss']:.0f}" if x and x.get("rss") else "-"
-        print(f"| {name} | {r['ms']:.3f} | {o['ms'] if o else float('nan'):.3f} | {ratio} | {rss(r)} | {rss(o)} | {'; '.join(notes)} |")
+        o1 = theirs_blas1.get(name)
+        blas1 = f"{o1['ms']:.3f} ({r['ms'] / o1['ms']:.2f}x)" if o1 else "-"
+        print(f"| {name} | {r['ms']:.3f} | {o['ms'] if o else float('nan'):.3f} | {ratio} | {blas1} | {rss(r)} | {rss(o)} "
+              f"| {'; '.join(notes)} |")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ for w in "${workloads[@]}"; do
   if [[ -x build/bench/bench/torch_bench ]]; then
     build/bench/bench/torch_bench --benchmark_filter="^${w}_" --benchmark_out="$out/torch_$w.json" \
       --benchmark_out_format=json >/dev/null
+    # LibTorch's OpenBLAS starts its own threads whatever at::set_num_threads says, so its "1 thread"
+    # GEMMs run on both cores; the workloads built on GEMMs run once more with OpenBLAS on one thread.
+    if [[ " W1 W4 GEMM W5 W6 BRANCH " == *" $w "* ]]; then
+      OPENBLAS_NUM_THREADS=1 build/bench/bench/torch_bench --benchmark_filter="^${w}_" \
+        --benchmark_out="$out/torch1_$w.json" --benchmark_out_format=json >/dev/null
+    fi
   fi
 done
 python3 bench/table.py "$out"
