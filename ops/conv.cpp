@@ -411,14 +411,17 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
 }
 
 // The same gradients as differentiable ops (for a backward pass that records a graph): the adjoints
-// of y = W [O, K] . im2col(x) [K, N*L] + b.
-std::vector<Tensor> conv2d_grads_recorded(const Tensor& g, const Tensor& x, const Tensor& w, const Window& win, bool nx,
-                                          bool nw, bool nb) {
-    const std::int64_t o = w.size(0), kc = w.size(1) * w.size(2) * w.size(3), l = win.oh * win.ow;
+// of y = W [O, K] . im2col(x) [K, N*L] + b. x is needed (defined) only for dw, w only for dx.
+std::vector<Tensor> conv2d_grads_recorded(const Tensor& g, const Tensor& x, const Tensor& w, const Window& win,
+                                          std::int64_t o, bool nx, bool nw, bool nb) {
+    const std::int64_t kc = win.c * win.k[0] * win.k[1], l = win.oh * win.ow;
     const Tensor g2 = reshape(swap01(reshape(g, {win.n, o, l})), {o, win.n * l});
     Tensor dx, dw, db;
-    if (nx) dx = col2im(matmul_t(reshape(w, {o, kc}), g2, true, false), x.shape(), win.k, win.s, win.p, win.d);
-    if (nw) dw = reshape(matmul_t(g2, im2col(x, win.k, win.s, win.p, win.d), false, true), w.shape());
+    if (nx)
+        dx = col2im(matmul_t(reshape(w, {o, kc}), g2, true, false), {win.n, win.c, win.h, win.w}, win.k, win.s, win.p,
+                    win.d);
+    if (nw)
+        dw = reshape(matmul_t(g2, im2col(x, win.k, win.s, win.p, win.d), false, true), {o, win.c, win.k[0], win.k[1]});
     if (nb) db = sum(g2, {1});
     return {dx, dw, db};
 }
@@ -443,7 +446,7 @@ Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias,
         "conv2d", std::move(y), {X, W, B}, [sx, sw, nx, nw, nb, win, p, d](const Tensor& g, const Tensor&) {
             const Tensor& xv = sx.get();
             const Tensor& wv = sw.get();
-            if (needs_record({g, xv, wv})) return conv2d_grads_recorded(g.to(d), xv, wv, win, nx, nw, nb);
+            if (needs_record({g, xv, wv})) return conv2d_grads_recorded(g.to(d), xv, wv, win, p.o, nx, nw, nb);
             const Array ga = g.array().to(d);
             const Array xa2 = nw ? xv.array() : Array(), wa2 = nx ? wv.array() : Array();
             Array dx, dw, db;
@@ -479,7 +482,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
                          " output channels");
     const Size2 k{weight.size(2), weight.size(3)};
     const Window g = make_window(x.shape(), k, stride, padding, dilation, "conv2d");
-    if (groups == 1) return conv2d_chunked(x, weight, bias, g);
+    // Empty batches and channel counts take the composed ops (no zero-sized GEMM calls).
+    if (groups == 1 && n > 0 && c > 0 && o > 0) return conv2d_chunked(x, weight, bias, g);
     const Tensor cols = im2col(x, k, stride, padding, dilation);  // [C*kk, N*L]
     Tensor y;                                                     // [O, N*L]
     if (groups == 1) {

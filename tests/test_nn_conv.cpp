@@ -176,6 +176,29 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
         auto recorded = xg::grad({xg::sum(y * r)}, {x, w, b}, {}, true, true);
         for (int k = 0; k < 3; ++k) check_close(recorded[k].to_vector<double>(), want_grads[k], c.tol * 10);
     }
+    // Double backward with only the input requiring grad (the weight is a constant of the graph), against
+    // the same with both requiring grad.
+    xg::manual_seed(22);
+    auto xs = xg::randn({3, 2, 6, 5}, xg::f64).requires_grad_();
+    auto ws = xg::randn({4, 2, 3, 3}, xg::f64);
+    auto second = [&](const Tensor& weight) {
+        auto y = xg::conv2d(xs, weight, Tensor(), {1, 1}, {1, 1});
+        auto gx = xg::grad({xg::sum(y * y)}, {xs}, {}, true, true)[0];
+        return xg::grad({xg::sum(gx * gx)}, {xs})[0].to_vector<double>();
+    };
+    const auto only_x = second(ws);
+    check_close(only_x, second(ws.detach().requires_grad_()), 1e-12);
+    BOOST_TEST(std::any_of(only_x.begin(), only_x.end(), [](double v) { return v != 0; }));
+    // An empty batch: an empty output, zero gradients for the weight and the bias.
+    auto x0 = xg::zeros({0, 3, 5, 5}).requires_grad_();
+    auto w0 = xg::ones({4, 3, 3, 3}).requires_grad_();
+    auto b0 = xg::ones({4}).requires_grad_();
+    auto y0 = xg::conv2d(x0, w0, b0, {1, 1}, {1, 1});
+    BOOST_TEST(y0.shape() == (xg::Shape{0, 4, 5, 5}));
+    auto g0 = xg::grad({xg::sum(y0)}, {x0, w0, b0});
+    BOOST_TEST(g0[0].shape() == x0.shape());
+    check_close(g0[1].to_vector<double>(), std::vector<double>(108, 0.0), 0);
+    check_close(g0[2].to_vector<double>(), std::vector<double>(4, 0.0), 0);
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_errors_name_the_shapes) {
