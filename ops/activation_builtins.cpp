@@ -57,7 +57,7 @@ std::vector<std::pair<std::string, ActivationInfo>> detail::builtin_activations(
     add("mish", entry(
                     mish_def(), [](const Tensor& x) { return mish(x); }, "x tanh(softplus(x))"));
     add("softplus", entry(
-                        softplus_def(1, 20), [](const Tensor& x) { return softplus(x); },
+                        softplus_unit_def(20), [](const Tensor& x) { return softplus(x); },
                         "beta 1, threshold 20: identity where x * beta > 20"));
     add("softsign", entry(
                         softsign_def(), [](const Tensor& x) { return softsign(x); }, "softsign''(0) = 0"));

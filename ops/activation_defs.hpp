@@ -209,6 +209,13 @@ inline auto softplus_def(double beta, double threshold) {
         [beta, threshold](auto x) { return xg::where(x * beta > threshold, x, xg::softplus(x * beta) / beta); },
         [beta, threshold](auto x) { return xg::where(x * beta > threshold, 1.0, xg::sigmoid(x * beta)); });
 }
+// softplus_def(1, threshold) without the multiply and the divide by beta (exact for beta = 1, so the
+// values are the same bits): the default softplus.
+inline auto softplus_unit_def(double threshold) {
+    return def_of<Saves::input>(
+        "softplus", [threshold](auto x) { return xg::where(x > threshold, x, xg::softplus(x)); },
+        [threshold](auto x) { return xg::where(x > threshold, 1.0, xg::sigmoid(x)); });
+}
 inline const auto& softsign_def() {
     static const auto d = def_of<Saves::input>(
         "softsign", [](auto x) { return x / (1 + xg::abs(x)); },

@@ -17,6 +17,7 @@ Tensor mish(const Tensor& x) { return detail::elementwise_forward(mish_def(), x)
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
     if (beta == 0) throw ValueError("softplus: beta must not be 0");
+    if (beta == 1) return detail::elementwise_forward(softplus_unit_def(threshold), x);
     return detail::elementwise_forward(softplus_def(beta, threshold), x);
 }
 

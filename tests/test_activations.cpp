@@ -68,6 +68,7 @@ std::vector<GradCase> grad_cases() {
         unary("swish", [](const Tensor& x) { return xg::swish(x, 1.7); }),
         unary("mish", [](const Tensor& x) { return xg::mish(x); }),
         unary("softplus", [](const Tensor& x) { return xg::softplus(x, 2.0, 5.0); }),
+        unary("softplus_beta_1", [](const Tensor& x) { return xg::softplus(x, 1.0, 3.0); }),
         unary("softsign", [](const Tensor& x) { return xg::softsign(x); }),
         unary("hardsigmoid", [](const Tensor& x) { return xg::hardsigmoid(x); }),
         unary("hardswish", [](const Tensor& x) { return xg::hardswish(x); }),
@@ -226,6 +227,9 @@ std::vector<Closed> closed_forms() {
          [](double x) { return 2 * x > 4 ? x : std::log1p(std::exp(2 * x)) / 2; },
          [](double x) { return 2 * x > 4 ? 1.0 : sig(2 * x); },
          [](double x) { return 2 * x > 4 ? 0.0 : 2 * sig(2 * x) * (1 - sig(2 * x)); }},
+        {"softplus_beta_1", [](const Tensor& x) { return xg::softplus(x, 1.0, 3.0); },
+         [](double x) { return x > 3 ? x : std::log1p(std::exp(x)); }, [](double x) { return x > 3 ? 1.0 : sig(x); },
+         [](double x) { return x > 3 ? 0.0 : sig(x) * (1 - sig(x)); }},
         {"softsign", [](const Tensor& x) { return xg::softsign(x); }, [](double x) { return x / (1 + std::fabs(x)); },
          [](double x) { return 1 / ((1 + std::fabs(x)) * (1 + std::fabs(x))); },
          [](double x) {
