@@ -201,6 +201,37 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
     check_close(g0[2].to_vector<double>(), std::vector<double>(4, 0.0), 0);
 }
 
+BOOST_AUTO_TEST_CASE(conv2d_geometries_match_direct_loops) {
+    // 40 pseudo-random geometries (kernel, stride, padding, dilation, sizes; "same" paddings among them):
+    // values and dx, dw, db of the groups-1 kernels against the direct loops, float64.
+    std::uint64_t state = 12345;
+    auto next = [&](std::int64_t lo, std::int64_t hi) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return lo + static_cast<std::int64_t>((state >> 33) % static_cast<std::uint64_t>(hi - lo + 1));
+    };
+    int tried = 0;
+    while (tried < 40) {
+        const xg::Size2 k{next(1, 3), next(1, 3)}, s{next(1, 2), next(1, 2)}, p{next(0, 2), next(0, 2)},
+            d{next(1, 2), next(1, 2)};
+        const std::int64_t n = next(1, 4), c = next(1, 3), o = next(1, 4), h = next(3, 9), w = next(3, 9);
+        if (xg::conv_output_size(h, k[0], s[0], p[0], d[0]) <= 0 || xg::conv_output_size(w, k[1], s[1], p[1], d[1]) <= 0)
+            continue;
+        ++tried;
+        auto x = xg::randn({n, c, h, w}, xg::f64).requires_grad_();
+        auto wt = xg::randn({o, c, k[0], k[1]}, xg::f64).requires_grad_();
+        auto b = xg::randn({o}, xg::f64).requires_grad_();
+        xg::Shape shape;
+        const auto want = naive_conv(x, wt, b, s, p, d, 1, shape);
+        auto y = xg::conv2d(x, wt, b, s, p, d);
+        BOOST_TEST_REQUIRE(y.shape() == shape);
+        check_close(y.to_vector<double>(), want, 1e-12);
+        auto r = xg::randn(shape, xg::f64);
+        const auto want_grads = naive_conv_grads(x, wt, r, s, p, d);
+        auto grads = xg::grad({xg::sum(y * r)}, {x, wt, b});
+        for (int i = 0; i < 3; ++i) check_close(grads[i].to_vector<double>(), want_grads[i], 1e-11);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(conv2d_errors_name_the_shapes) {
     auto x = xg::zeros({1, 3, 5, 5});
     BOOST_CHECK_THROW(xg::conv2d(x, xg::zeros({4, 2, 3, 3})), xg::ShapeError);
