@@ -214,7 +214,8 @@ BOOST_AUTO_TEST_CASE(conv2d_geometries_match_direct_loops) {
         const xg::Size2 k{next(1, 3), next(1, 3)}, s{next(1, 2), next(1, 2)}, p{next(0, 2), next(0, 2)},
             d{next(1, 2), next(1, 2)};
         const std::int64_t n = next(1, 4), c = next(1, 3), o = next(1, 4), h = next(3, 9), w = next(3, 9);
-        if (xg::conv_output_size(h, k[0], s[0], p[0], d[0]) <= 0 || xg::conv_output_size(w, k[1], s[1], p[1], d[1]) <= 0)
+        if (xg::conv_output_size(h, k[0], s[0], p[0], d[0]) <= 0 ||
+            xg::conv_output_size(w, k[1], s[1], p[1], d[1]) <= 0)
             continue;
         ++tried;
         auto x = xg::randn({n, c, h, w}, xg::f64).requires_grad_();
