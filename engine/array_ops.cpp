@@ -265,28 +265,27 @@ Array sum_to(const Array& a, const Shape& shape) {
     return reduce_sum(a, axes, false).reshape(shape);
 }
 
-namespace {
-
-// C[m x n] (leading dimension ldc) = op(A) op(B) with op(A) m x k and op(B) k x n; lda and ldb are
-// the leading dimensions of the stored (untransposed) operands.
 template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda, const T* b,
-          std::int64_t ldb, T* c, std::int64_t ldc) {
+          std::int64_t ldb, T* c, std::int64_t ldc, bool accumulate) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
-        for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+        if (!accumulate)
+            for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
         return;
     }
     const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
     const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
     const auto LDA = static_cast<blasint>(lda), LDB = static_cast<blasint>(ldb), LDC = static_cast<blasint>(ldc);
     if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, a, LDA, b, LDB, 0.0f, c, LDC);
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, a, LDA, b, LDB, accumulate ? 1.0f : 0.0f, c, LDC);
     else
-        cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, LDA, b, LDB, 0.0, c, LDC);
+        cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, LDA, b, LDB, accumulate ? 1.0 : 0.0, c, LDC);
 }
-
-}  // namespace
+template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
+                          const float*, std::int64_t, float*, std::int64_t, bool);
+template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, const double*, std::int64_t,
+                           const double*, std::int64_t, double*, std::int64_t, bool);
 
 Array matmul(const Array& a, const Array& b, bool ta, bool tb) {
     if (a.ndim() < 2 || b.ndim() < 2)

@@ -24,6 +24,12 @@ Array reduce_extreme(const Array& a, const std::vector<int>& axes, bool keepdim,
 Array reduce_arg_extreme(const Array& a, int axis, bool keepdim, bool is_max);
 /// Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
 Array sum_to(const Array& a, const Shape& shape);
+/// One serial BLAS call, row-major: C[m x n] (leading dimension ldc) = op(A) op(B), plus the old C
+/// when accumulate; op(A) is m x k and op(B) k x n, lda and ldb are the leading dimensions of the
+/// stored (untransposed) operands. Float and double; k == 0 gives zeros (or leaves C when accumulating).
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc, bool accumulate = false);
 /// Matrix product with NumPy/PyTorch matmul semantics (1-D, 2-D, batched with broadcast batch dims).
 Array matmul(const Array& a, const Array& b, bool transpose_a = false, bool transpose_b = false);
 /// Elements start, start+step, ... < stop along axis (already clamped, step > 0).

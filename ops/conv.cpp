@@ -1,7 +1,5 @@
 #include "conv.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "../autograd/node.hpp"
+#include "../engine/array_ops.hpp"
 #include "../engine/kernels.hpp"
 #include "arithmetic.hpp"
 #include "factories.hpp"
@@ -56,6 +55,28 @@ inline void valid_range(std::int64_t n, std::int64_t out, std::int64_t s, std::i
     hi = std::clamp<std::int64_t>(ceil_div(n - off, s), lo, out);
 }
 
+// Unit strides and an output as wide as the image ("same" padding): the taps (i, j) of a whole plane
+// are the image shifted by offh rows and offw columns, so a tap plane and the image overlap in one
+// contiguous span: tap element h0 * ow + lo + q is image element begin + q for q < count. The
+// taps of output rows [h0, h1) outside columns [w0, w1) fall outside the image (the span runs over
+// them into the neighbouring row); rows outside [h0, h1) have no tap inside. (Rows of 14 or 28
+// floats made a copy or add per row cost more than the work.)
+struct ShiftedPlane {
+    std::int64_t h0, h1, w0, w1;  // output rows and columns whose taps are inside the image
+    std::int64_t lo, begin, count;
+};
+inline bool is_shifted_plane(const Window& g) { return g.s[0] == 1 && g.s[1] == 1 && g.ow == g.w; }
+inline ShiftedPlane shifted_plane(const Window& g, std::int64_t offh, std::int64_t offw) {
+    ShiftedPlane sp{};
+    valid_range(g.h, g.oh, 1, offh, sp.h0, sp.h1);
+    valid_range(g.w, g.ow, 1, offw, sp.w0, sp.w1);
+    const std::int64_t src = (sp.h0 + offh) * g.w + offw, len = (sp.h1 - sp.h0) * g.ow;
+    sp.lo = std::max<std::int64_t>(0, -src);
+    sp.begin = src + sp.lo;
+    sp.count = std::max<std::int64_t>(0, std::min(len, g.h * g.w - src) - sp.lo);
+    return sp;
+}
+
 // im2col over the rows r * n + sample in [b, e) of the columns [C*kk, N*L] (one task's share).
 template <class T>
 void im2col_rows(const T* x, T* cols, const Window& g, std::int64_t b, std::int64_t e) {
@@ -66,28 +87,22 @@ void im2col_rows(const T* x, T* cols, const Window& g, std::int64_t b, std::int6
         T* out = cols + r * len + n * plane;
         const T* img = x + (n * g.c + c) * g.h * g.w;
         const std::int64_t offh = i * g.d[0] - g.p[0], offw = j * g.d[1] - g.p[1];
-        std::int64_t w0, w1;
-        valid_range(g.w, g.ow, g.s[1], offw, w0, w1);
-        if (g.s[0] == 1 && g.s[1] == 1 && g.ow == g.w) {
-            // Unit strides, output as wide as the image ("same" padding): the taps are the image
-            // shifted by offh rows and offw columns, one contiguous copy; then the columns and rows
-            // that fall outside the image are zeroed (rows of 14 or 28 floats made a memcpy per row
-            // cost more than the copying).
-            std::int64_t h0, h1;
-            valid_range(g.h, g.oh, 1, offh, h0, h1);
-            const std::int64_t src = (h0 + offh) * g.w + offw, count = (h1 - h0) * g.ow;
-            const std::int64_t lo = std::max<std::int64_t>(0, -src), hi = std::min(count, g.h * g.w - src);
-            std::fill(out, out + h0 * g.ow, T(0));
-            if (hi > lo)
-                std::memcpy(out + h0 * g.ow + lo, img + (src + lo), static_cast<std::size_t>(hi - lo) * sizeof(T));
-            for (std::int64_t oh = h0; oh < h1; ++oh) {
+        if (is_shifted_plane(g)) {
+            const ShiftedPlane sp = shifted_plane(g, offh, offw);
+            T* first = out + sp.h0 * g.ow;
+            std::fill(out, first, T(0));
+            if (sp.count > 0)
+                std::memcpy(first + sp.lo, img + sp.begin, static_cast<std::size_t>(sp.count) * sizeof(T));
+            for (std::int64_t oh = sp.h0; oh < sp.h1; ++oh) {
                 T* o = out + oh * g.ow;
-                std::fill(o, o + w0, T(0));
-                std::fill(o + w1, o + g.ow, T(0));
+                std::fill(o, o + sp.w0, T(0));
+                std::fill(o + sp.w1, o + g.ow, T(0));
             }
-            std::fill(out + h1 * g.ow, out + plane, T(0));
+            std::fill(out + sp.h1 * g.ow, out + plane, T(0));
             continue;
         }
+        std::int64_t w0, w1;
+        valid_range(g.w, g.ow, g.s[1], offw, w0, w1);
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
             T* o = out + oh * g.ow;
             const std::int64_t ih = oh * g.s[0] + offh;
@@ -142,13 +157,12 @@ void col2im_planes(const T* cols, T* x, const Window& g, std::int64_t b, std::in
     }
 }
 
-// col2im of all planes from columns the caller no longer needs. With unit strides and an output as
-// wide as the image, each tap's taps that fall outside the image are zeroed in place, and the tap
-// is then added to the image as one contiguous shifted plane (the adds are those of col2im_planes,
-// in the same order; rows of 14 or 28 floats made the row loop cost more than the adding).
+// col2im of all planes from columns the caller no longer needs: for a shifted plane, the taps that
+// fall outside the image are zeroed in place and the tap plane is added as one span (the adds of
+// col2im_planes, in the same order).
 template <class T>
 void col2im_scratch(T* cols, T* x, const Window& g) {
-    if (!(g.s[0] == 1 && g.s[1] == 1 && g.ow == g.w)) return col2im_planes(cols, x, g, 0, g.n * g.c);
+    if (!is_shifted_plane(g)) return col2im_planes(cols, x, g, 0, g.n * g.c);
     const std::int64_t plane = g.oh * g.ow, len = g.n * plane;
     for (std::int64_t t = 0; t < g.n * g.c; ++t) {
         const std::int64_t n = t / g.c, c = t % g.c;
@@ -158,18 +172,15 @@ void col2im_scratch(T* cols, T* x, const Window& g) {
             for (std::int64_t j = 0; j < g.k[1]; ++j) {
                 T* in = cols + ((c * g.k[0] + i) * g.k[1] + j) * len + n * plane;
                 const std::int64_t offh = i * g.d[0] - g.p[0], offw = j * g.d[1] - g.p[1];
-                std::int64_t h0, h1, w0, w1;
-                valid_range(g.h, g.oh, 1, offh, h0, h1);
-                valid_range(g.w, g.ow, 1, offw, w0, w1);
-                for (std::int64_t oh = h0; oh < h1; ++oh) {
-                    std::fill(in + oh * g.ow, in + oh * g.ow + w0, T(0));
-                    std::fill(in + oh * g.ow + w1, in + (oh + 1) * g.ow, T(0));
+                const ShiftedPlane sp = shifted_plane(g, offh, offw);
+                for (std::int64_t oh = sp.h0; oh < sp.h1; ++oh) {
+                    std::fill(in + oh * g.ow, in + oh * g.ow + sp.w0, T(0));
+                    std::fill(in + oh * g.ow + sp.w1, in + (oh + 1) * g.ow, T(0));
                 }
-                const std::int64_t src = (h0 + offh) * g.w + offw, count = (h1 - h0) * g.ow;
-                const std::int64_t lo = std::max<std::int64_t>(0, -src), hi = std::min(count, g.h * g.w - src);
-                T* dst = img + (src + lo);
-                const T* from = in + (h0 * g.ow + lo);
-                for (std::int64_t q = 0; q < hi - lo; ++q) dst[q] += from[q];
+                if (sp.count <= 0) continue;
+                T* dst = img + sp.begin;
+                const T* from = in + (sp.h0 * g.ow + sp.lo);
+                for (std::int64_t q = 0; q < sp.count; ++q) dst[q] += from[q];
             }
     }
 }
@@ -296,20 +307,6 @@ constexpr std::int64_t kConvChunkBytes = std::int64_t(512) << 10;
 // (each group in order, then the groups in order): the result does not depend on the thread count.
 constexpr std::int64_t kConvGradGroups = 8;
 
-// C[m x n] = op(A) op(B) (+ C when accumulate), row-major.
-template <class T>
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda, const T* b,
-          std::int64_t ldb, T* c, std::int64_t ldc, bool accumulate) {
-    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-    const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
-    if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb),
-                    accumulate ? 1.0f : 0.0f, c, static_cast<blasint>(ldc));
-    else
-        cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb),
-                    accumulate ? 1.0 : 0.0, c, static_cast<blasint>(ldc));
-}
-
 struct ConvChunks {
     Window g;            // the whole batch
     std::int64_t o, kc;  // output channels, K = C*kh*kw
@@ -344,7 +341,7 @@ void conv_forward_kernel(const T* x, const T* w, const T* bias, T* y, const Conv
             const Window g = p.chunk_window(chunk);
             const std::int64_t n0 = chunk * p.s, sl = g.n * p.l;
             im2col_rows(x + n0 * image, cols, g, 0, p.kc * g.n);
-            gemm<T>(false, false, p.o, sl, p.kc, w, p.kc, cols, sl, yc, sl, false);
+            engine::gemm<T>(false, false, p.o, sl, p.kc, w, p.kc, cols, sl, yc, sl, false);
             // [O, S, L] -> [S, O, L], adding the bias (z + b rounded as the unfused add).
             for (std::int64_t i = 0; i < g.n; ++i)
                 for (std::int64_t oc = 0; oc < p.o; ++oc) {
@@ -391,10 +388,10 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
                     }
                 if (dw_part) {
                     im2col_rows(x + n0 * image, cols, gw, 0, p.kc * gw.n);
-                    gemm<T>(false, true, p.o, p.kc, sl, gc, sl, cols, sl, dw_part, p.kc, chunk != first);
+                    engine::gemm<T>(false, true, p.o, p.kc, sl, gc, sl, cols, sl, dw_part, p.kc, chunk != first);
                 }
                 if (dx) {
-                    gemm<T>(true, false, p.kc, sl, p.o, w, p.kc, gc, sl, cols, sl, false);
+                    engine::gemm<T>(true, false, p.kc, sl, p.o, w, p.kc, gc, sl, cols, sl, false);
                     col2im_scratch(cols, dx + n0 * image, gw);
                 }
             }
