@@ -165,7 +165,8 @@ def main():
     if not ours:
         raise SystemExit(f"sweep.py: no SWEEP_* results in {args.results}")
     env = (f"{ctx.get('num_cpus', '?')} cpus at {ctx.get('mhz_per_cpu', '?')} MHz, {ctx.get('date', '')}, "
-           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, "
+           f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', 'auto')}")
     note = ("TRIAL RUN (machine shared, not the final measurement): " if args.trial else "") + env
     md = tables(ours, theirs)
     print(md)
