@@ -297,11 +297,13 @@ Tensor col2im(const Tensor& cols, const Shape& input_shape, Size2 kernel, Size2 
 }
 
 namespace {
-// --- conv2d with groups == 1, a few samples at a time ---------------------------------------------
+// --- conv2d, a few samples at a time -----------------------------------------------------------------
 // The batch is cut into chunks of S samples whose columns [K = C*kh*kw, S*L] (L = oh*ow) fit in
-// about kConvChunkBytes, so that im2col, the GEMM and col2im of a chunk work in cache; the
-// GEMM's output [O, S*L] is written straight into the [N, O, oh, ow] result with the bias. The
-// backward pass rebuilds each chunk's columns instead of keeping the whole batch's.
+// about kConvChunkBytes, so that im2col, the GEMMs and col2im of a chunk work in cache; the
+// GEMMs' output [O, S*L] is written straight into the [N, O, oh, ow] result with the bias. The
+// backward pass rebuilds each chunk's columns instead of keeping the whole batch's. With groups,
+// group j's columns are rows [j Kg, (j + 1) Kg) of the chunk's (Kg = C/groups*kh*kw) and its
+// weights rows [j Og, (j + 1) Og) of W [O, Kg]: one GEMM per group.
 constexpr std::int64_t kConvChunkBytes = std::int64_t(512) << 10;
 // The backward pass sums weight and bias gradients over at most this many fixed groups of chunks
 // (each group in order, then the groups in order): the result does not depend on the thread count.
@@ -313,6 +315,7 @@ struct ConvChunks {
     std::int64_t l;      // oh*ow
     std::int64_t s;      // samples per chunk
     std::int64_t chunks;
+    std::int64_t groups, og, kg;  // groups, O/groups, K/groups (a weight row)
     std::int64_t samples(std::int64_t chunk) const { return std::min(s, g.n - chunk * s); }
     Window chunk_window(std::int64_t chunk) const {
         Window w = g;
@@ -321,8 +324,8 @@ struct ConvChunks {
     }
 };
 
-ConvChunks conv_chunks(const Window& g, std::int64_t o, std::size_t elem) {
-    ConvChunks p{g, o, g.c * g.k[0] * g.k[1], g.oh * g.ow, 1, 0};
+ConvChunks conv_chunks(const Window& g, std::int64_t o, std::int64_t groups, std::size_t elem) {
+    ConvChunks p{g, o, g.c * g.k[0] * g.k[1], g.oh * g.ow, 1, 0, groups, o / groups, g.c / groups * g.k[0] * g.k[1]};
     const std::int64_t per_sample = std::max<std::int64_t>(1, p.kc * p.l * static_cast<std::int64_t>(elem));
     p.s = std::clamp<std::int64_t>(kConvChunkBytes / per_sample, 1, std::max<std::int64_t>(g.n, 1));
     p.chunks = (g.n + p.s - 1) / p.s;
@@ -341,7 +344,9 @@ void conv_forward_kernel(const T* x, const T* w, const T* bias, T* y, const Conv
             const Window g = p.chunk_window(chunk);
             const std::int64_t n0 = chunk * p.s, sl = g.n * p.l;
             im2col_rows(x + n0 * image, cols, g, 0, p.kc * g.n);
-            engine::gemm<T>(false, false, p.o, sl, p.kc, w, p.kc, cols, sl, yc, sl, false);
+            for (std::int64_t j = 0; j < p.groups; ++j)
+                engine::gemm<T>(false, false, p.og, sl, p.kg, w + j * p.og * p.kg, p.kg, cols + j * p.kg * sl, sl,
+                                yc + j * p.og * sl, sl, false);
             // [O, S, L] -> [S, O, L], adding the bias (z + b rounded as the unfused add).
             for (std::int64_t i = 0; i < g.n; ++i)
                 for (std::int64_t oc = 0; oc < p.o; ++oc) {
@@ -365,14 +370,14 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
     const std::int64_t image = p.g.c * p.g.h * p.g.w, out = p.o * p.l;
     const std::int64_t groups = std::min(p.chunks, kConvGradGroups);
     Array dw_parts, db_parts;
-    if (dw) dw_parts = Array({groups, p.o * p.kc}, dtype_of<T>());
+    if (dw) dw_parts = Array({groups, p.o * p.kg}, dtype_of<T>());
     if (db) db_parts = Array({groups, p.o}, dtype_of<T>());
     detail::parallel_for(groups, 1, [&](std::int64_t g0, std::int64_t g1) {
         Array cols_buf({p.kc, p.s * p.l}, dtype_of<T>()), g_buf({p.o, p.s * p.l}, dtype_of<T>());
         T* cols = cols_buf.data<T>();
         T* gc = g_buf.data<T>();
         for (std::int64_t grp = g0; grp < g1; ++grp) {
-            T* dw_part = dw ? dw_parts.data<T>() + grp * p.o * p.kc : nullptr;
+            T* dw_part = dw ? dw_parts.data<T>() + grp * p.o * p.kg : nullptr;
             T* db_part = db ? db_parts.data<T>() + grp * p.o : nullptr;
             if (db_part) std::fill(db_part, db_part + p.o, T(0));
             const std::int64_t first = grp * p.chunks / groups, last = (grp + 1) * p.chunks / groups;
@@ -388,10 +393,14 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
                     }
                 if (dw_part) {
                     im2col_rows(x + n0 * image, cols, gw, 0, p.kc * gw.n);
-                    engine::gemm<T>(false, true, p.o, p.kc, sl, gc, sl, cols, sl, dw_part, p.kc, chunk != first);
+                    for (std::int64_t j = 0; j < p.groups; ++j)
+                        engine::gemm<T>(false, true, p.og, p.kg, sl, gc + j * p.og * sl, sl, cols + j * p.kg * sl, sl,
+                                        dw_part + j * p.og * p.kg, p.kg, chunk != first);
                 }
                 if (dx) {
-                    engine::gemm<T>(true, false, p.kc, sl, p.o, w, p.kc, gc, sl, cols, sl, false);
+                    for (std::int64_t j = 0; j < p.groups; ++j)
+                        engine::gemm<T>(true, false, p.kg, sl, p.og, w + j * p.og * p.kg, p.kg, gc + j * p.og * sl, sl,
+                                        cols + j * p.kg * sl, sl, false);
                     col2im_scratch(cols, dx + n0 * image, gw);
                 }
             }
@@ -403,33 +412,39 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
         for (std::int64_t grp = 1; grp < groups; ++grp)
             for (std::int64_t i = 0; i < len; ++i) dst[i] += src[grp * len + i];
     };
-    if (dw) sum_parts(dw_parts, dw, p.o * p.kc);
+    if (dw) sum_parts(dw_parts, dw, p.o * p.kg);
     if (db) sum_parts(db_parts, db, p.o);
 }
 
 // The same gradients as differentiable ops (for a backward pass that records a graph): the adjoints
-// of y = W [O, K] . im2col(x) [K, N*L] + b. x is needed (defined) only for dw, w only for dx.
+// of y = W [O, K] . im2col(x) [K, N*L] + b, per group. x is needed (defined) only for dw, w only for dx.
 std::vector<Tensor> conv2d_grads_recorded(const Tensor& g, const Tensor& x, const Tensor& w, const Window& win,
-                                          std::int64_t o, bool nx, bool nw, bool nb) {
-    const std::int64_t kc = win.c * win.k[0] * win.k[1], l = win.oh * win.ow;
-    const Tensor g2 = reshape(swap01(reshape(g, {win.n, o, l})), {o, win.n * l});
+                                          const ConvChunks& p, bool nx, bool nw, bool nb) {
+    const std::int64_t o = p.o, nl = win.n * p.l;
+    const Tensor g2 = reshape(swap01(reshape(g, {win.n, o, p.l})), {o, nl});
+    // Groups as a leading batch axis of the products (one group: plain matrices).
+    const Shape wg = p.groups == 1 ? Shape{o, p.kg} : Shape{p.groups, p.og, p.kg};
+    const Shape gg = p.groups == 1 ? Shape{o, nl} : Shape{p.groups, p.og, nl};
+    const Shape cg = p.groups == 1 ? Shape{p.kc, nl} : Shape{p.groups, p.kg, nl};
     Tensor dx, dw, db;
     if (nx)
-        dx = col2im(matmul_t(reshape(w, {o, kc}), g2, true, false), {win.n, win.c, win.h, win.w}, win.k, win.s, win.p,
-                    win.d);
+        dx = col2im(reshape(matmul_t(reshape(w, wg), reshape(g2, gg), true, false), {p.kc, nl}),
+                    {win.n, win.c, win.h, win.w}, win.k, win.s, win.p, win.d);
     if (nw)
-        dw = reshape(matmul_t(g2, im2col(x, win.k, win.s, win.p, win.d), false, true), {o, win.c, win.k[0], win.k[1]});
+        dw = reshape(matmul_t(reshape(g2, gg), reshape(im2col(x, win.k, win.s, win.p, win.d), cg), false, true),
+                     {o, win.c / p.groups, win.k[0], win.k[1]});
     if (nb) db = sum(g2, {1});
     return {dx, dw, db};
 }
 
-Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window& win) {
+Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window& win,
+                      std::int64_t groups) {
     Dtype d = promote(x.dtype(), weight.dtype());
     if (bias.defined()) d = promote(d, bias.dtype());
     detail::require_floating(d, "conv2d");
     const Tensor X = x.to(d), W = weight.to(d), B = bias.defined() ? bias.to(d) : Tensor();
     const std::int64_t o = W.size(0);
-    const ConvChunks p = conv_chunks(win, o, dtype_size(d));
+    const ConvChunks p = conv_chunks(win, o, groups, dtype_size(d));
     Array y({win.n, o, win.oh, win.ow}, d);
     const Array xa = X.array(), wa = W.array();
     const Array ba = B.defined() ? B.array() : Array();
@@ -443,12 +458,12 @@ Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias,
         "conv2d", std::move(y), {X, W, B}, [sx, sw, nx, nw, nb, win, p, d](const Tensor& g, const Tensor&) {
             const Tensor& xv = sx.get();
             const Tensor& wv = sw.get();
-            if (needs_record({g, xv, wv})) return conv2d_grads_recorded(g.to(d), xv, wv, win, p.o, nx, nw, nb);
+            if (needs_record({g, xv, wv})) return conv2d_grads_recorded(g.to(d), xv, wv, win, p, nx, nw, nb);
             const Array ga = g.array().to(d);
             const Array xa2 = nw ? xv.array() : Array(), wa2 = nx ? wv.array() : Array();
             Array dx, dw, db;
             if (nx) dx = Array({win.n, win.c, win.h, win.w}, d);
-            if (nw) dw = Array({p.o, win.c, win.k[0], win.k[1]}, d);
+            if (nw) dw = Array({p.o, win.c / p.groups, win.k[0], win.k[1]}, d);
             if (nb) db = Array({p.o}, d);
             detail::dispatch_floating(d, "conv2d_backward", [&]<class T>() {
                 conv_backward_kernel<T>(nw ? xa2.data<T>() : nullptr, nx ? wa2.data<T>() : nullptr, ga.data<T>(),
@@ -480,7 +495,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
     const Size2 k{weight.size(2), weight.size(3)};
     const Window g = make_window(x.shape(), k, stride, padding, dilation, "conv2d");
     // Empty batches and channel counts take the composed ops (no zero-sized GEMM calls).
-    if (groups == 1 && n > 0 && c > 0 && o > 0) return conv2d_chunked(x, weight, bias, g);
+    if (n > 0 && c > 0 && o > 0) return conv2d_chunked(x, weight, bias, g, groups);
     const Tensor cols = im2col(x, k, stride, padding, dilation);  // [C*kk, N*L]
     Tensor y;                                                     // [O, N*L]
     if (groups == 1) {

@@ -109,12 +109,13 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_direct_loops) {
                 1e-12);
 }
 
-// Gradients of sum(y * r) for y = conv2d(x, w, b) (groups 1) by direct loops: dx, dw, db.
+// Gradients of sum(y * r) for y = conv2d(x, w, b) by direct loops: dx, dw, db.
 std::vector<std::vector<double>> naive_conv_grads(const Tensor& x, const Tensor& w, const Tensor& r, xg::Size2 s,
-                                                  xg::Size2 p, xg::Size2 d) {
+                                                  xg::Size2 p, xg::Size2 d, std::int64_t groups = 1) {
     const auto X = x.to_vector<double>(), W = w.to_vector<double>(), R = r.to_vector<double>();
     const std::int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
-    const std::int64_t O = w.size(0), KH = w.size(2), KW = w.size(3), OH = r.size(2), OW = r.size(3);
+    const std::int64_t O = w.size(0), Cg = w.size(1), KH = w.size(2), KW = w.size(3), OH = r.size(2), OW = r.size(3);
+    const std::int64_t og = O / groups;
     std::vector<double> dx(X.size(), 0.0), dw(W.size(), 0.0), db(static_cast<std::size_t>(O), 0.0);
     for (std::int64_t n = 0; n < N; ++n)
         for (std::int64_t o = 0; o < O; ++o)
@@ -122,13 +123,13 @@ std::vector<std::vector<double>> naive_conv_grads(const Tensor& x, const Tensor&
                 for (std::int64_t ow = 0; ow < OW; ++ow) {
                     const double g = R[((n * O + o) * OH + oh) * OW + ow];
                     db[o] += g;
-                    for (std::int64_t c = 0; c < C; ++c)
+                    for (std::int64_t c = 0; c < Cg; ++c)
                         for (std::int64_t i = 0; i < KH; ++i)
                             for (std::int64_t j = 0; j < KW; ++j) {
                                 const std::int64_t ih = oh * s[0] - p[0] + i * d[0], iw = ow * s[1] - p[1] + j * d[1];
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
-                                const std::int64_t xi = ((n * C + c) * H + ih) * Wd + iw,
-                                                   wi = ((o * C + c) * KH + i) * KW + j;
+                                const std::int64_t xi = ((n * C + o / og * Cg + c) * H + ih) * Wd + iw,
+                                                   wi = ((o * Cg + c) * KH + i) * KW + j;
                                 dx[xi] += g * W[wi];
                                 dw[wi] += g * X[xi];
                             }
@@ -140,26 +141,30 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
     // groups == 1 runs a few samples at a time (as many as fit 512 KiB of columns): [10, 8, 32, 32] in
     // float64 is one sample per chunk (10 chunks, 8 gradient groups); [6, 3, 9, 11] in float32 is one chunk.
     // "Same" paddings take im2col's shifted-plane copy; the strided case takes the row loop.
+    // With groups: one GEMM per group on its rows of the columns (depthwise: 8 groups of one channel).
     struct Case {
         xg::Shape x, w;
         xg::Size2 s, p, d;
         xg::Dtype dtype;
         double tol;
+        std::int64_t groups = 1;
     };
     for (const Case& c : {Case{{10, 8, 32, 32}, {6, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}, xg::f64, 1e-10},
                           Case{{6, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {2, 2}, {2, 2}, xg::f32, 2e-4},
-                          Case{{6, 3, 9, 11}, {5, 3, 3, 2}, {2, 3}, {1, 0}, {1, 1}, xg::f32, 2e-4}}) {
+                          Case{{6, 3, 9, 11}, {5, 3, 3, 2}, {2, 3}, {1, 0}, {1, 1}, xg::f32, 2e-4},
+                          Case{{10, 8, 32, 32}, {8, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, xg::f64, 1e-10, 8},
+                          Case{{6, 4, 9, 11}, {6, 2, 3, 2}, {2, 1}, {1, 1}, {1, 2}, xg::f32, 2e-4, 2}}) {
         xg::manual_seed(21);
         auto x = xg::randn(c.x, c.dtype).requires_grad_();
         auto w = xg::randn(c.w, c.dtype).requires_grad_();
         auto b = xg::randn({c.w[0]}, c.dtype).requires_grad_();
         xg::Shape shape;
-        const auto want = naive_conv(x, w, b, c.s, c.p, c.d, 1, shape);
+        const auto want = naive_conv(x, w, b, c.s, c.p, c.d, c.groups, shape);
         auto r = xg::randn(shape, c.dtype);
-        const auto want_grads = naive_conv_grads(x, w, r, c.s, c.p, c.d);
+        const auto want_grads = naive_conv_grads(x, w, r, c.s, c.p, c.d, c.groups);
         auto run = [&](int threads) {
             xg::set_num_threads(threads);
-            auto y = xg::conv2d(x, w, b, c.s, c.p, c.d);
+            auto y = xg::conv2d(x, w, b, c.s, c.p, c.d, c.groups);
             auto grads = xg::grad({xg::sum(y * r)}, {x, w, b});
             std::vector<std::vector<double>> out{y.to_vector<double>()};
             for (const auto& g : grads) out.push_back(g.to_vector<double>());
@@ -172,7 +177,7 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
         check_close(one[0], want, c.tol);
         for (int k = 0; k < 3; ++k) check_close(one[k + 1], want_grads[k], c.tol * 10);
         // A backward pass that records a graph takes the differentiable ops: the same gradients.
-        auto y = xg::conv2d(x, w, b, c.s, c.p, c.d);
+        auto y = xg::conv2d(x, w, b, c.s, c.p, c.d, c.groups);
         auto recorded = xg::grad({xg::sum(y * r)}, {x, w, b}, {}, true, true);
         for (int k = 0; k < 3; ++k) check_close(recorded[k].to_vector<double>(), want_grads[k], c.tol * 10);
     }
@@ -202,8 +207,8 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_geometries_match_direct_loops) {
-    // 40 pseudo-random geometries (kernel, stride, padding, dilation, sizes; "same" paddings among them):
-    // values and dx, dw, db of the groups-1 kernels against the direct loops, float64.
+    // 40 pseudo-random geometries (kernel, stride, padding, dilation, sizes, groups; "same" paddings
+    // among them): values and dx, dw, db against the direct loops, float64.
     std::uint64_t state = 12345;
     auto next = [&](std::int64_t lo, std::int64_t hi) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -213,21 +218,23 @@ BOOST_AUTO_TEST_CASE(conv2d_geometries_match_direct_loops) {
     while (tried < 40) {
         const xg::Size2 k{next(1, 3), next(1, 3)}, s{next(1, 2), next(1, 2)}, p{next(0, 2), next(0, 2)},
             d{next(1, 2), next(1, 2)};
-        const std::int64_t n = next(1, 4), c = next(1, 3), o = next(1, 4), h = next(3, 9), w = next(3, 9);
+        const std::int64_t groups = next(1, 3);
+        const std::int64_t n = next(1, 4), c = groups * next(1, 2), o = groups * next(1, 2), h = next(3, 9),
+                           w = next(3, 9);
         if (xg::conv_output_size(h, k[0], s[0], p[0], d[0]) <= 0 ||
             xg::conv_output_size(w, k[1], s[1], p[1], d[1]) <= 0)
             continue;
         ++tried;
         auto x = xg::randn({n, c, h, w}, xg::f64).requires_grad_();
-        auto wt = xg::randn({o, c, k[0], k[1]}, xg::f64).requires_grad_();
+        auto wt = xg::randn({o, c / groups, k[0], k[1]}, xg::f64).requires_grad_();
         auto b = xg::randn({o}, xg::f64).requires_grad_();
         xg::Shape shape;
-        const auto want = naive_conv(x, wt, b, s, p, d, 1, shape);
-        auto y = xg::conv2d(x, wt, b, s, p, d);
+        const auto want = naive_conv(x, wt, b, s, p, d, groups, shape);
+        auto y = xg::conv2d(x, wt, b, s, p, d, groups);
         BOOST_TEST_REQUIRE(y.shape() == shape);
         check_close(y.to_vector<double>(), want, 1e-12);
         auto r = xg::randn(shape, xg::f64);
-        const auto want_grads = naive_conv_grads(x, wt, r, s, p, d);
+        const auto want_grads = naive_conv_grads(x, wt, r, s, p, d, groups);
         auto grads = xg::grad({xg::sum(y * r)}, {x, wt, b});
         for (int i = 0; i < 3; ++i) check_close(grads[i].to_vector<double>(), want_grads[i], 1e-11);
     }
