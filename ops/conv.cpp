@@ -416,6 +416,144 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
     if (db) sum_parts(db_parts, db, p.o);
 }
 
+// --- depthwise conv2d with unit strides, without columns ------------------------------------------
+// One input channel per group and stride 1 (the common depthwise layer). The input plane is copied
+// once into a zero-padded plane of width PW = W + 2 pw; the output is accumulated in the same row
+// width (OH x PW, its last PW - OW columns unused), so that every tap (i, j) is one long span:
+// acc[q] += w_ij * padded[q + i dh PW + j dw] for q < OH * PW. The backward pass runs the same spans
+// the other way (dx) and as dot products (dw) against the gradient laid out in that width with
+// zeros in the unused columns. Every plane of y and dx and every weight's gradient is summed by one
+// task in a fixed order: results do not depend on the thread count.
+inline bool is_depthwise_unit_stride(const ConvChunks& p) {
+    return p.groups == p.g.c && p.kg == p.g.k[0] * p.g.k[1] && p.g.s[0] == 1 && p.g.s[1] == 1;
+}
+
+struct PaddedPlane {
+    std::int64_t pw, ph, span, size;  // padded width and height, OH * PW, the buffer (with the last tap's overrun)
+    explicit PaddedPlane(const Window& g)
+        : pw(g.w + 2 * g.p[1]), ph(g.h + 2 * g.p[0]), span(g.oh * pw), size(ph * pw + (g.k[1] - 1) * g.d[1]) {}
+    std::int64_t tap_offset(const Window& g, std::int64_t tap) const {
+        return (tap / g.k[1]) * g.d[0] * pw + (tap % g.k[1]) * g.d[1];
+    }
+};
+
+// dst[q] += a * src[q] for q < n.
+template <class T>
+void axpy(T a, const T* src, T* dst, std::int64_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    const B av(a);
+    std::int64_t q = 0;
+    for (; q + W <= n; q += W)
+        xsimd::fma(av, B::load_unaligned(src + q), B::load_unaligned(dst + q)).store_unaligned(dst + q);
+    for (; q < n; ++q) dst[q] += a * src[q];
+}
+
+// Sum of a[q] * b[q] for q < n, with SIMD accumulators in a fixed order.
+template <class T>
+T dot(const T* a, const T* b, std::int64_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::int64_t W = B::size;
+    B acc0(T(0)), acc1(T(0));
+    std::int64_t q = 0;
+    for (; q + 2 * W <= n; q += 2 * W) {
+        acc0 = xsimd::fma(B::load_unaligned(a + q), B::load_unaligned(b + q), acc0);
+        acc1 = xsimd::fma(B::load_unaligned(a + q + W), B::load_unaligned(b + q + W), acc1);
+    }
+    T sum = xsimd::hadd(acc0 + acc1);
+    for (; q < n; ++q) sum += a[q] * b[q];
+    return sum;
+}
+
+// The image plane [H, W] into the middle of a zeroed padded plane.
+template <class T>
+void pad_plane(const T* img, T* padded, const Window& g, const PaddedPlane& pp) {
+    std::fill(padded, padded + pp.size, T(0));
+    for (std::int64_t h = 0; h < g.h; ++h)
+        std::copy(img + h * g.w, img + (h + 1) * g.w, padded + (h + g.p[0]) * pp.pw + g.p[1]);
+}
+
+template <class T>
+void depthwise_forward_kernel(const T* x, const T* w, const T* bias, T* y, const ConvChunks& p) {
+    const Window& g = p.g;
+    const PaddedPlane pp(g);
+    const std::int64_t kk = g.k[0] * g.k[1];
+    detail::parallel_for(
+        g.n * g.c, std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og)),
+        [&](std::int64_t b, std::int64_t e) {
+            std::vector<T> padded(static_cast<std::size_t>(pp.size)), acc(static_cast<std::size_t>(pp.span));
+            for (std::int64_t t = b; t < e; ++t) {
+                const std::int64_t n = t / g.c, c = t % g.c;
+                pad_plane(x + t * g.h * g.w, padded.data(), g, pp);
+                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+                    std::fill(acc.begin(), acc.end(), T(0));
+                    for (std::int64_t tap = 0; tap < kk; ++tap)
+                        axpy(w[oc * kk + tap], padded.data() + pp.tap_offset(g, tap), acc.data(), pp.span);
+                    T* out = y + (n * p.o + oc) * p.l;
+                    const T b0 = bias ? bias[oc] : T(0);
+                    for (std::int64_t oh = 0; oh < g.oh; ++oh)
+                        for (std::int64_t ow = 0; ow < g.ow; ++ow) out[oh * g.ow + ow] = acc[oh * pp.pw + ow] + b0;
+                }
+            }
+        });
+}
+
+// The gradient plane [OH, OW] in padded-width rows [OH, PW], zeros in the unused columns.
+template <class T>
+void widen_plane(const T* gp, T* wide, const Window& g, const PaddedPlane& pp) {
+    for (std::int64_t oh = 0; oh < g.oh; ++oh) {
+        std::copy(gp + oh * g.ow, gp + (oh + 1) * g.ow, wide + oh * pp.pw);
+        std::fill(wide + oh * pp.pw + g.ow, wide + (oh + 1) * pp.pw, T(0));
+    }
+}
+
+template <class T>
+void depthwise_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* db, const ConvChunks& p) {
+    const Window& win = p.g;
+    const PaddedPlane pp(win);
+    const std::int64_t kk = win.k[0] * win.k[1], image = win.h * win.w;
+    const std::int64_t grain = std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og));
+    if (dx) {
+        // Input plane (n, c) gathers the taps of its og output planes.
+        detail::parallel_for(win.n * win.c, grain, [&](std::int64_t b, std::int64_t e) {
+            std::vector<T> dpadded(static_cast<std::size_t>(pp.size)), wide(static_cast<std::size_t>(pp.span));
+            for (std::int64_t t = b; t < e; ++t) {
+                const std::int64_t n = t / win.c, c = t % win.c;
+                std::fill(dpadded.begin(), dpadded.end(), T(0));
+                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+                    widen_plane(g + (n * p.o + oc) * p.l, wide.data(), win, pp);
+                    for (std::int64_t tap = 0; tap < kk; ++tap)
+                        axpy(w[oc * kk + tap], wide.data(), dpadded.data() + pp.tap_offset(win, tap), pp.span);
+                }
+                T* img = dx + t * image;
+                for (std::int64_t h = 0; h < win.h; ++h)
+                    std::copy(dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1],
+                              dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1] + win.w, img + h * win.w);
+            }
+        });
+    }
+    if (dw || db) {
+        // Output channel oc: its kk weight gradients and its bias gradient, summed over the batch in order.
+        detail::parallel_for(p.o, 1, [&](std::int64_t b, std::int64_t e) {
+            std::vector<T> padded(static_cast<std::size_t>(pp.size)), wide(static_cast<std::size_t>(pp.span));
+            for (std::int64_t oc = b; oc < e; ++oc) {
+                const std::int64_t c = oc / p.og;
+                if (db) db[oc] = T(0);
+                if (dw) std::fill(dw + oc * kk, dw + (oc + 1) * kk, T(0));
+                for (std::int64_t n = 0; n < win.n; ++n) {
+                    const T* gp = g + (n * p.o + oc) * p.l;
+                    if (db) db[oc] += detail::sum_contiguous(gp, p.l);
+                    if (!dw) continue;
+                    pad_plane(x + (n * win.c + c) * image, padded.data(), win, pp);
+                    widen_plane(gp, wide.data(), win, pp);
+                    for (std::int64_t tap = 0; tap < kk; ++tap)
+                        dw[oc * kk + tap] += dot(wide.data(), padded.data() + pp.tap_offset(win, tap), pp.span);
+                }
+            }
+        });
+    }
+}
+
 // The same gradients as differentiable ops (for a backward pass that records a graph): the adjoints
 // of y = W [O, K] . im2col(x) [K, N*L] + b, per group. x is needed (defined) only for dw, w only for dx.
 std::vector<Tensor> conv2d_grads_recorded(const Tensor& g, const Tensor& x, const Tensor& w, const Window& win,
@@ -448,8 +586,13 @@ Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias,
     Array y({win.n, o, win.oh, win.ow}, d);
     const Array xa = X.array(), wa = W.array();
     const Array ba = B.defined() ? B.array() : Array();
+    const bool depthwise = is_depthwise_unit_stride(p);
     detail::dispatch_floating(d, "conv2d", [&]<class T>() {
-        conv_forward_kernel<T>(xa.data<T>(), wa.data<T>(), B.defined() ? ba.data<T>() : nullptr, y.data<T>(), p);
+        const T* bp = B.defined() ? ba.data<T>() : nullptr;
+        if (depthwise)
+            depthwise_forward_kernel<T>(xa.data<T>(), wa.data<T>(), bp, y.data<T>(), p);
+        else
+            conv_forward_kernel<T>(xa.data<T>(), wa.data<T>(), bp, y.data<T>(), p);
     });
     if (!needs_record({X, W, B})) return Tensor(std::move(y));
     const bool nx = X.requires_grad(), nw = W.requires_grad(), nb = B.defined() && B.requires_grad();
@@ -466,9 +609,10 @@ Tensor conv2d_chunked(const Tensor& x, const Tensor& weight, const Tensor& bias,
             if (nw) dw = Array({p.o, win.c / p.groups, win.k[0], win.k[1]}, d);
             if (nb) db = Array({p.o}, d);
             detail::dispatch_floating(d, "conv2d_backward", [&]<class T>() {
-                conv_backward_kernel<T>(nw ? xa2.data<T>() : nullptr, nx ? wa2.data<T>() : nullptr, ga.data<T>(),
-                                        nx ? dx.data<T>() : nullptr, nw ? dw.data<T>() : nullptr,
-                                        nb ? db.data<T>() : nullptr, p);
+                const auto kernel =
+                    is_depthwise_unit_stride(p) ? depthwise_backward_kernel<T> : conv_backward_kernel<T>;
+                kernel(nw ? xa2.data<T>() : nullptr, nx ? wa2.data<T>() : nullptr, ga.data<T>(),
+                       nx ? dx.data<T>() : nullptr, nw ? dw.data<T>() : nullptr, nb ? db.data<T>() : nullptr, p);
             });
             return std::vector<Tensor>{nx ? Tensor(std::move(dx)) : Tensor(), nw ? Tensor(std::move(dw)) : Tensor(),
                                        nb ? Tensor(std::move(db)) : Tensor()};

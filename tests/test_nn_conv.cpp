@@ -141,7 +141,8 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
     // groups == 1 runs a few samples at a time (as many as fit 512 KiB of columns): [10, 8, 32, 32] in
     // float64 is one sample per chunk (10 chunks, 8 gradient groups); [6, 3, 9, 11] in float32 is one chunk.
     // "Same" paddings take im2col's shifted-plane copy; the strided case takes the row loop.
-    // With groups: one GEMM per group on its rows of the columns (depthwise: 8 groups of one channel).
+    // With groups: one GEMM per group on its rows of the columns; one input channel per group with
+    // unit strides (depthwise, here with 1 and 2 outputs per channel) takes the kernels without columns.
     struct Case {
         xg::Shape x, w;
         xg::Size2 s, p, d;
@@ -153,7 +154,9 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
                           Case{{6, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {2, 2}, {2, 2}, xg::f32, 2e-4},
                           Case{{6, 3, 9, 11}, {5, 3, 3, 2}, {2, 3}, {1, 0}, {1, 1}, xg::f32, 2e-4},
                           Case{{10, 8, 32, 32}, {8, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, xg::f64, 1e-10, 8},
-                          Case{{6, 4, 9, 11}, {6, 2, 3, 2}, {2, 1}, {1, 1}, {1, 2}, xg::f32, 2e-4, 2}}) {
+                          Case{{6, 4, 9, 11}, {6, 2, 3, 2}, {2, 1}, {1, 1}, {1, 2}, xg::f32, 2e-4, 2},
+                          Case{{6, 4, 9, 11}, {8, 1, 3, 2}, {2, 2}, {1, 0}, {2, 1}, xg::f32, 2e-4, 4},
+                          Case{{6, 4, 9, 11}, {8, 1, 3, 2}, {1, 1}, {2, 0}, {2, 2}, xg::f32, 2e-4, 4}}) {
         xg::manual_seed(21);
         auto x = xg::randn(c.x, c.dtype).requires_grad_();
         auto w = xg::randn(c.w, c.dtype).requires_grad_();
@@ -267,6 +270,11 @@ BOOST_AUTO_TEST_CASE(conv2d_gradcheck_and_gradgradcheck) {
     auto same = [](const V& in) { return xg::conv2d(in[0], in[1], in[2], {1, 1}, {1, 1}); };
     XG_CHECK_GRAD(same, {x, w1, b1});
     XG_CHECK_GRADGRAD(same, {x, w1, b1});
+    // Depthwise with unit strides (the padded-plane kernels), two outputs per channel, dilated.
+    auto w3 = xg::randn({4, 1, 2, 2}, xg::f64).requires_grad_();
+    auto depthwise = [](const V& in) { return xg::conv2d(in[0], in[1], in[2], {1, 1}, {1, 0}, {1, 2}, 2); };
+    XG_CHECK_GRAD(depthwise, {x, w3, b});
+    XG_CHECK_GRADGRAD(depthwise, {x, w3, b});
     auto dil = [](const V& in) { return xg::conv2d(in[0], in[1], Tensor(), {1, 1}, {0, 1}, {2, 1}, 1); };
     auto w2 = xg::randn({2, 2, 2, 2}, xg::f64).requires_grad_();
     XG_CHECK_GRAD(dil, {x, w2});
