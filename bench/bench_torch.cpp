@@ -101,6 +101,23 @@ void GEMM_1024(benchmark::State& state) {
 }
 BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+void CONV_grouped(benchmark::State& state) {
+    configure(state, 1);
+    torch::manual_seed(0);
+    const std::int64_t groups = state.range(0), c = groups == 32 ? 32 : 64, hw = groups == 32 ? 28 : 14;
+    auto x = torch::randn({128, c, hw, hw}, torch::requires_grad());
+    auto w = torch::randn({c, c / groups, 3, 3}, torch::requires_grad());
+    auto b = torch::randn({c}, torch::requires_grad());
+    for (auto _ : state) {
+        torch::conv2d(x, w, b, 1, 1, 1, groups).sum().backward();
+        x.mutable_grad().reset();
+        w.mutable_grad().reset();
+        b.mutable_grad().reset();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(CONV_grouped)->ArgsProduct({{32, 8}, {1, 2}})->Unit(benchmark::kMillisecond);
+
 template <class F>
 void activation_fwd_bwd(benchmark::State& state, F act) {
     configure(state, 0);

@@ -109,6 +109,25 @@ void GEMM_1024(benchmark::State& state) {
 }
 BENCHMARK(GEMM_1024)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Grouped convolutions, forward + backward of sum(conv2d(x, w, b)), 3x3, padding 1, stride 1:
+// depthwise [128, 32, 28, 28] (32 groups of one channel) and [128, 64, 14, 14] -> 64 in 8 groups.
+void CONV_grouped(benchmark::State& state) {
+    configure(state, 1);
+    xg::manual_seed(0);
+    const std::int64_t groups = state.range(0), c = groups == 32 ? 32 : 64, hw = groups == 32 ? 28 : 14;
+    auto x = xg::randn({128, c, hw, hw}).requires_grad_();
+    auto w = xg::randn({c, c / groups, 3, 3}).requires_grad_();
+    auto b = xg::randn({c}).requires_grad_();
+    for (auto _ : state) {
+        xg::sum(xg::conv2d(x, w, b, {1, 1}, {1, 1}, {1, 1}, groups)).backward();
+        x.zero_grad();
+        w.zero_grad();
+        b.zero_grad();
+    }
+    report_peak_rss(state);
+}
+BENCHMARK(CONV_grouped)->ArgsProduct({{32, 8}, {1, 2}})->Unit(benchmark::kMillisecond);
+
 // W2: y = act(x); y.sum().backward() on 4M float32. range(0) = threads.
 template <class F>
 void activation_fwd_bwd(benchmark::State& state, F act) {

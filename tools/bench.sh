@@ -23,7 +23,7 @@ cmake --build --preset bench
 out=build/bench/results
 rm -rf "$out" && mkdir -p "$out"
 workloads=("$@")
-((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP BRANCH)
+((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP BRANCH CONV)
 # OpenBLAS picks its kernels from OPENBLAS_CORETYPE when the library loads. On an AVX-512 machine
 # its SkylakeX kernels run SGEMM about 1.7x faster than the Haswell ones (GEMM_1024 at 1 thread:
 # 12.8 vs 21.3 ms here); both sides get the same setting, and the table's header prints it.
@@ -74,7 +74,7 @@ for ((r = 1; r <= rounds; r++)); do
         --benchmark_out_format=json >/dev/null
       # LibTorch's OpenBLAS starts its own threads whatever at::set_num_threads says, so its "1 thread"
       # GEMMs run on both cores; the workloads built on GEMMs run once more with OpenBLAS on one thread.
-      if [[ " W1 W4 GEMM W5 W6 BRANCH " == *" $w "* ]]; then
+      if [[ " W1 W4 GEMM W5 W6 BRANCH CONV " == *" $w "* ]]; then
         OPENBLAS_NUM_THREADS=1 build/bench/bench/torch_bench --benchmark_filter="^${w}_" \
           --benchmark_out="$out/torch1_$w.r$r.json" --benchmark_out_format=json >/dev/null
       fi
