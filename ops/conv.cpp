@@ -418,77 +418,70 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
 
 // --- depthwise conv2d with unit strides, without columns ------------------------------------------
 // One input channel per group and stride 1 (the common depthwise layer). The input plane is copied
-// once into a zero-padded plane of width PW = W + 2 pw; the output is accumulated in the same row
-// width (OH x PW, its last PW - OW columns unused), so that every tap (i, j) is one long span:
-// acc[q] += w_ij * padded[q + i dh PW + j dw] for q < OH * PW. The backward pass runs the same spans
-// the other way (dx) and as dot products (dw) against the gradient laid out in that width with
-// zeros in the unused columns. Every plane of y and dx and every weight's gradient is summed by one
-// task in a fixed order: results do not depend on the thread count.
+// once into a zero-padded plane of width PW = W + 2 pw; the output is computed in the same row
+// width (OH x PW, its last PW - OW columns unused), so that tap (i, j) reads one long span of the
+// padded plane at offset i dh PW + j dw: each output vector sums its taps in registers. The
+// backward pass gathers dx the same way from the gradient laid out in that width (zeros in the
+// unused columns and around it), and sums dw over the same spans, up to 8 taps per pass. Every
+// plane of y and dx and every weight's gradient is summed by one task in a fixed order: results do
+// not depend on the thread count.
 inline bool is_depthwise_unit_stride(const ConvChunks& p) {
     return p.groups == p.g.c && p.kg == p.g.k[0] * p.g.k[1] && p.g.s[0] == 1 && p.g.s[1] == 1;
 }
 
+template <class T>
 struct PaddedPlane {
-    std::int64_t pw, ph, span, size;  // padded width and height, OH * PW, the buffer (with the last tap's overrun)
+    static constexpr std::int64_t W = xsimd::batch<T>::size;
+    std::int64_t pw, plane;             // padded width; padded height * width
+    std::int64_t span;                  // OH * PW, rounded up to whole vectors
+    std::int64_t reach;                 // offset of the last tap
+    std::vector<std::int64_t> offsets;  // of each tap
     explicit PaddedPlane(const Window& g)
-        : pw(g.w + 2 * g.p[1]), ph(g.h + 2 * g.p[0]), span(g.oh * pw), size(ph * pw + (g.k[1] - 1) * g.d[1]) {}
-    std::int64_t tap_offset(const Window& g, std::int64_t tap) const {
-        return (tap / g.k[1]) * g.d[0] * pw + (tap % g.k[1]) * g.d[1];
+        : pw(g.w + 2 * g.p[1]),
+          plane((g.h + 2 * g.p[0]) * pw),
+          span((g.oh * pw + W - 1) / W * W),
+          reach((g.k[0] - 1) * g.d[0] * pw + (g.k[1] - 1) * g.d[1]) {
+        for (std::int64_t i = 0; i < g.k[0]; ++i)
+            for (std::int64_t j = 0; j < g.k[1]; ++j) offsets.push_back(i * g.d[0] * pw + j * g.d[1]);
+    }
+    std::int64_t padded_size() const { return span + reach; }  // >= plane: every span read inside
+    // The image plane [H, W] into the middle of a zeroed padded plane.
+    void pad(const T* img, T* padded, const Window& g) const {
+        std::fill(padded, padded + padded_size(), T(0));
+        for (std::int64_t h = 0; h < g.h; ++h)
+            std::copy(img + h * g.w, img + (h + 1) * g.w, padded + (h + g.p[0]) * pw + g.p[1]);
+    }
+    // The gradient plane [OH, OW] in rows of width PW at offset `reach` of a zeroed buffer long
+    // enough for the dx gather over the padded plane rounded up to whole vectors.
+    std::int64_t widened_size() const { return span + 2 * reach + W; }
+    void widen(const T* gp, T* buf, const Window& g) const {
+        std::fill(buf, buf + widened_size(), T(0));
+        for (std::int64_t oh = 0; oh < g.oh; ++oh)
+            std::copy(gp + oh * g.ow, gp + (oh + 1) * g.ow, buf + reach + oh * pw);
     }
 };
 
-// dst[q] += a * src[q] for q < n.
-template <class T>
-void axpy(T a, const T* src, T* dst, std::int64_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::int64_t W = B::size;
-    const B av(a);
-    std::int64_t q = 0;
-    for (; q + W <= n; q += W)
-        xsimd::fma(av, B::load_unaligned(src + q), B::load_unaligned(dst + q)).store_unaligned(dst + q);
-    for (; q < n; ++q) dst[q] += a * src[q];
-}
-
-// Sum of a[q] * b[q] for q < n, with SIMD accumulators in a fixed order.
-template <class T>
-T dot(const T* a, const T* b, std::int64_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::int64_t W = B::size;
-    B acc0(T(0)), acc1(T(0));
-    std::int64_t q = 0;
-    for (; q + 2 * W <= n; q += 2 * W) {
-        acc0 = xsimd::fma(B::load_unaligned(a + q), B::load_unaligned(b + q), acc0);
-        acc1 = xsimd::fma(B::load_unaligned(a + q + W), B::load_unaligned(b + q + W), acc1);
-    }
-    T sum = xsimd::hadd(acc0 + acc1);
-    for (; q < n; ++q) sum += a[q] * b[q];
-    return sum;
-}
-
-// The image plane [H, W] into the middle of a zeroed padded plane.
-template <class T>
-void pad_plane(const T* img, T* padded, const Window& g, const PaddedPlane& pp) {
-    std::fill(padded, padded + pp.size, T(0));
-    for (std::int64_t h = 0; h < g.h; ++h)
-        std::copy(img + h * g.w, img + (h + 1) * g.w, padded + (h + g.p[0]) * pp.pw + g.p[1]);
-}
-
 template <class T>
 void depthwise_forward_kernel(const T* x, const T* w, const T* bias, T* y, const ConvChunks& p) {
+    using B = xsimd::batch<T>;
     const Window& g = p.g;
-    const PaddedPlane pp(g);
+    const PaddedPlane<T> pp(g);
     const std::int64_t kk = g.k[0] * g.k[1];
     detail::parallel_for(
         g.n * g.c, std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og)),
         [&](std::int64_t b, std::int64_t e) {
-            std::vector<T> padded(static_cast<std::size_t>(pp.size)), acc(static_cast<std::size_t>(pp.span));
+            std::vector<T> padded(static_cast<std::size_t>(pp.padded_size())), acc(static_cast<std::size_t>(pp.span));
             for (std::int64_t t = b; t < e; ++t) {
                 const std::int64_t n = t / g.c, c = t % g.c;
-                pad_plane(x + t * g.h * g.w, padded.data(), g, pp);
+                pp.pad(x + t * g.h * g.w, padded.data(), g);
                 for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
-                    std::fill(acc.begin(), acc.end(), T(0));
-                    for (std::int64_t tap = 0; tap < kk; ++tap)
-                        axpy(w[oc * kk + tap], padded.data() + pp.tap_offset(g, tap), acc.data(), pp.span);
+                    const T* wc = w + oc * kk;
+                    for (std::int64_t q = 0; q < pp.span; q += B::size) {
+                        B a(T(0));
+                        for (std::int64_t tap = 0; tap < kk; ++tap)
+                            a = xsimd::fma(B(wc[tap]), B::load_unaligned(padded.data() + q + pp.offsets[tap]), a);
+                        a.store_unaligned(acc.data() + q);
+                    }
                     T* out = y + (n * p.o + oc) * p.l;
                     const T b0 = bias ? bias[oc] : T(0);
                     for (std::int64_t oh = 0; oh < g.oh; ++oh)
@@ -498,60 +491,64 @@ void depthwise_forward_kernel(const T* x, const T* w, const T* bias, T* y, const
         });
 }
 
-// The gradient plane [OH, OW] in padded-width rows [OH, PW], zeros in the unused columns.
-template <class T>
-void widen_plane(const T* gp, T* wide, const Window& g, const PaddedPlane& pp) {
-    for (std::int64_t oh = 0; oh < g.oh; ++oh) {
-        std::copy(gp + oh * g.ow, gp + (oh + 1) * g.ow, wide + oh * pp.pw);
-        std::fill(wide + oh * pp.pw + g.ow, wide + (oh + 1) * pp.pw, T(0));
-    }
-}
-
 template <class T>
 void depthwise_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* db, const ConvChunks& p) {
+    using B = xsimd::batch<T>;
     const Window& win = p.g;
-    const PaddedPlane pp(win);
+    const PaddedPlane<T> pp(win);
     const std::int64_t kk = win.k[0] * win.k[1], image = win.h * win.w;
-    const std::int64_t grain = std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og));
-    if (dx) {
-        // Input plane (n, c) gathers the taps of its og output planes.
-        detail::parallel_for(win.n * win.c, grain, [&](std::int64_t b, std::int64_t e) {
-            std::vector<T> dpadded(static_cast<std::size_t>(pp.size)), wide(static_cast<std::size_t>(pp.span));
-            for (std::int64_t t = b; t < e; ++t) {
-                const std::int64_t n = t / win.c, c = t % win.c;
-                std::fill(dpadded.begin(), dpadded.end(), T(0));
-                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
-                    widen_plane(g + (n * p.o + oc) * p.l, wide.data(), win, pp);
-                    for (std::int64_t tap = 0; tap < kk; ++tap)
-                        axpy(w[oc * kk + tap], wide.data(), dpadded.data() + pp.tap_offset(win, tap), pp.span);
-                }
-                T* img = dx + t * image;
-                for (std::int64_t h = 0; h < win.h; ++h)
-                    std::copy(dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1],
-                              dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1] + win.w, img + h * win.w);
-            }
-        });
-    }
-    if (dw || db) {
-        // Output channel oc: its kk weight gradients and its bias gradient, summed over the batch in order.
-        detail::parallel_for(p.o, 1, [&](std::int64_t b, std::int64_t e) {
-            std::vector<T> padded(static_cast<std::size_t>(pp.size)), wide(static_cast<std::size_t>(pp.span));
-            for (std::int64_t oc = b; oc < e; ++oc) {
-                const std::int64_t c = oc / p.og;
+    // dx: dpadded[m] = sum over taps of w_tap * g_wide[m - offset_tap], over the padded plane.
+    const std::int64_t cover = (pp.plane + B::size - 1) / B::size * B::size;
+    constexpr std::int64_t kTapsPerPass = 9;  // dw accumulators held in registers (a 3x3 kernel in one pass)
+    // One task per input channel c: for each sample in order, its dx plane and the weight and bias
+    // gradients of c's og output channels, from one padded input plane and one widened gradient.
+    detail::parallel_for(win.c, 1, [&](std::int64_t b, std::int64_t e) {
+        std::vector<T> padded(static_cast<std::size_t>(pp.padded_size())),
+            wide(static_cast<std::size_t>(pp.widened_size())), dpadded(static_cast<std::size_t>(cover));
+        for (std::int64_t c = b; c < e; ++c) {
+            for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
                 if (db) db[oc] = T(0);
                 if (dw) std::fill(dw + oc * kk, dw + (oc + 1) * kk, T(0));
-                for (std::int64_t n = 0; n < win.n; ++n) {
+            }
+            for (std::int64_t n = 0; n < win.n; ++n) {
+                if (dw) pp.pad(x + (n * win.c + c) * image, padded.data(), win);
+                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
                     const T* gp = g + (n * p.o + oc) * p.l;
                     if (db) db[oc] += detail::sum_contiguous(gp, p.l);
+                    pp.widen(gp, wide.data(), win);
+                    const T* gw = wide.data() + pp.reach;
+                    if (dx) {
+                        const T* wc = w + oc * kk;
+                        for (std::int64_t m = 0; m < cover; m += B::size) {
+                            B a = oc == c * p.og ? B(T(0)) : B::load_unaligned(dpadded.data() + m);
+                            for (std::int64_t tap = 0; tap < kk; ++tap)
+                                a = xsimd::fma(B(wc[tap]), B::load_unaligned(gw + m - pp.offsets[tap]), a);
+                            a.store_unaligned(dpadded.data() + m);
+                        }
+                    }
                     if (!dw) continue;
-                    pad_plane(x + (n * win.c + c) * image, padded.data(), win, pp);
-                    widen_plane(gp, wide.data(), win, pp);
-                    for (std::int64_t tap = 0; tap < kk; ++tap)
-                        dw[oc * kk + tap] += dot(wide.data(), padded.data() + pp.tap_offset(win, tap), pp.span);
+                    for (std::int64_t t0 = 0; t0 < kk; t0 += kTapsPerPass) {
+                        const std::int64_t taps = std::min(kTapsPerPass, kk - t0);
+                        B acc[kTapsPerPass];
+                        for (std::int64_t t = 0; t < taps; ++t) acc[t] = B(T(0));
+                        for (std::int64_t q = 0; q < pp.span; q += B::size) {
+                            const B gv = B::load_unaligned(gw + q);
+                            for (std::int64_t t = 0; t < taps; ++t)
+                                acc[t] =
+                                    xsimd::fma(gv, B::load_unaligned(padded.data() + q + pp.offsets[t0 + t]), acc[t]);
+                        }
+                        for (std::int64_t t = 0; t < taps; ++t) dw[oc * kk + t0 + t] += xsimd::hadd(acc[t]);
+                    }
+                }
+                if (!dx) continue;
+                T* img = dx + (n * win.c + c) * image;
+                for (std::int64_t h = 0; h < win.h; ++h) {
+                    const T* row = dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1];
+                    std::copy(row, row + win.w, img + h * win.w);
                 }
             }
-        });
-    }
+        }
+    });
 }
 
 // The same gradients as differentiable ops (for a backward pass that records a graph): the adjoints

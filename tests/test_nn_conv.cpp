@@ -142,7 +142,8 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
     // float64 is one sample per chunk (10 chunks, 8 gradient groups); [6, 3, 9, 11] in float32 is one chunk.
     // "Same" paddings take im2col's shifted-plane copy; the strided case takes the row loop.
     // With groups: one GEMM per group on its rows of the columns; one input channel per group with
-    // unit strides (depthwise, here with 1 and 2 outputs per channel) takes the kernels without columns.
+    // unit strides (depthwise, here with 1 and 2 outputs per channel, and a 5x5 kernel whose weight
+    // gradients take several passes) takes the kernels without columns.
     struct Case {
         xg::Shape x, w;
         xg::Size2 s, p, d;
@@ -156,7 +157,8 @@ BOOST_AUTO_TEST_CASE(conv2d_chunked_path_matches_direct_loops_at_any_thread_coun
                           Case{{10, 8, 32, 32}, {8, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, xg::f64, 1e-10, 8},
                           Case{{6, 4, 9, 11}, {6, 2, 3, 2}, {2, 1}, {1, 1}, {1, 2}, xg::f32, 2e-4, 2},
                           Case{{6, 4, 9, 11}, {8, 1, 3, 2}, {2, 2}, {1, 0}, {2, 1}, xg::f32, 2e-4, 4},
-                          Case{{6, 4, 9, 11}, {8, 1, 3, 2}, {1, 1}, {2, 0}, {2, 2}, xg::f32, 2e-4, 4}}) {
+                          Case{{6, 4, 9, 11}, {8, 1, 3, 2}, {1, 1}, {2, 0}, {2, 2}, xg::f32, 2e-4, 4},
+                          Case{{4, 3, 12, 10}, {3, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, xg::f64, 1e-10, 3}}) {
         xg::manual_seed(21);
         auto x = xg::randn(c.x, c.dtype).requires_grad_();
         auto w = xg::randn(c.w, c.dtype).requires_grad_();
