@@ -417,16 +417,24 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
 }
 
 // --- depthwise conv2d with unit strides, without columns ------------------------------------------
-// One input channel per group and stride 1 (the common depthwise layer). The input plane is copied
-// once into a zero-padded plane of width PW = W + 2 pw; the output is computed in the same row
+// One input channel per group, at most kDepthwiseMaxOutputsPerChannel outputs per group, stride 1
+// (the common depthwise layer). The input plane is copied once into a zero-padded plane of width
+// PW = W + 2 pw; the output is computed in the same row
 // width (OH x PW, its last PW - OW columns unused), so that tap (i, j) reads one long span of the
 // padded plane at offset i dh PW + j dw: each output vector sums its taps in registers. The
 // backward pass gathers dx the same way from the gradient laid out in that width (zeros in the
-// unused columns and around it), and sums dw over the same spans, up to 8 taps per pass. Every
+// unused columns and around it), and sums dw over the same spans, up to 9 taps per pass. Every
 // plane of y and dx and every weight's gradient is summed by one task in a fixed order: results do
 // not depend on the thread count.
+// Up to 4 outputs per input channel: the spans recompute each output plane from the padded input,
+// while the GEMM path builds the columns once for all of a group's outputs. Fwd+bwd, ms at 1 / 2
+// threads, spans vs GEMMs: [128,32,28,28] with 1 output per channel 11-12 / 6-7 vs 19-20 / 10-15,
+// 2 outputs 23.3 / 10.3 vs 19.3 / 11.6, 4 outputs 32.7 / 19.3 vs 36.8 / 15.9 (within noise); the
+// Fashion-MNIST CNN's first layer (1 channel, 32 outputs) 6.7-6.9 / 3.5 vs 4.7-5.0 / 2.9.
+constexpr std::int64_t kDepthwiseMaxOutputsPerChannel = 4;
 inline bool is_depthwise_unit_stride(const ConvChunks& p) {
-    return p.groups == p.g.c && p.kg == p.g.k[0] * p.g.k[1] && p.g.s[0] == 1 && p.g.s[1] == 1;
+    return p.groups == p.g.c && p.kg == p.g.k[0] * p.g.k[1] && p.og <= kDepthwiseMaxOutputsPerChannel &&
+           p.g.s[0] == 1 && p.g.s[1] == 1;
 }
 
 template <class T>
@@ -497,36 +505,54 @@ void depthwise_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw,
     const Window& win = p.g;
     const PaddedPlane<T> pp(win);
     const std::int64_t kk = win.k[0] * win.k[1], image = win.h * win.w;
-    // dx: dpadded[m] = sum over taps of w_tap * g_wide[m - offset_tap], over the padded plane.
-    const std::int64_t cover = (pp.plane + B::size - 1) / B::size * B::size;
-    constexpr std::int64_t kTapsPerPass = 9;  // dw accumulators held in registers (a 3x3 kernel in one pass)
-    // One task per input channel c: for each sample in order, its dx plane and the weight and bias
-    // gradients of c's og output channels, from one padded input plane and one widened gradient.
-    detail::parallel_for(win.c, 1, [&](std::int64_t b, std::int64_t e) {
-        std::vector<T> padded(static_cast<std::size_t>(pp.padded_size())),
-            wide(static_cast<std::size_t>(pp.widened_size())), dpadded(static_cast<std::size_t>(cover));
-        for (std::int64_t c = b; c < e; ++c) {
-            for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+    if (dx) {
+        // Input plane (n, c) gathers the taps of its og output planes: dpadded[m] = sum over taps of
+        // w_tap * g_wide[m - offset_tap].
+        const std::int64_t cover = (pp.plane + B::size - 1) / B::size * B::size;
+        detail::parallel_for(win.n * win.c, std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og)),
+                             [&](std::int64_t b, std::int64_t e) {
+                                 std::vector<T> dpadded(static_cast<std::size_t>(cover)),
+                                     wide(static_cast<std::size_t>(pp.widened_size()));
+                                 for (std::int64_t t = b; t < e; ++t) {
+                                     const std::int64_t n = t / win.c, c = t % win.c;
+                                     for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+                                         pp.widen(g + (n * p.o + oc) * p.l, wide.data(), win);
+                                         const T* wc = w + oc * kk;
+                                         const T* gw = wide.data() + pp.reach;
+                                         for (std::int64_t m = 0; m < cover; m += B::size) {
+                                             B a = oc == c * p.og ? B(T(0)) : B::load_unaligned(dpadded.data() + m);
+                                             for (std::int64_t tap = 0; tap < kk; ++tap)
+                                                 a = xsimd::fma(B(wc[tap]), B::load_unaligned(gw + m - pp.offsets[tap]),
+                                                                a);
+                                             a.store_unaligned(dpadded.data() + m);
+                                         }
+                                     }
+                                     T* img = dx + t * image;
+                                     for (std::int64_t h = 0; h < win.h; ++h) {
+                                         const T* row = dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1];
+                                         std::copy(row, row + win.w, img + h * win.w);
+                                     }
+                                 }
+                             });
+    }
+    if (dw || db) {
+        // Output channel oc: its kk weight gradients (up to 9 taps per pass over the spans, held in
+        // registers) and its bias gradient, summed over the batch in order.
+        constexpr std::int64_t kTapsPerPass = 9;
+        detail::parallel_for(p.o, 1, [&](std::int64_t b, std::int64_t e) {
+            std::vector<T> padded(static_cast<std::size_t>(pp.padded_size())),
+                wide(static_cast<std::size_t>(pp.widened_size()));
+            for (std::int64_t oc = b; oc < e; ++oc) {
+                const std::int64_t c = oc / p.og;
                 if (db) db[oc] = T(0);
                 if (dw) std::fill(dw + oc * kk, dw + (oc + 1) * kk, T(0));
-            }
-            for (std::int64_t n = 0; n < win.n; ++n) {
-                if (dw) pp.pad(x + (n * win.c + c) * image, padded.data(), win);
-                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+                for (std::int64_t n = 0; n < win.n; ++n) {
                     const T* gp = g + (n * p.o + oc) * p.l;
                     if (db) db[oc] += detail::sum_contiguous(gp, p.l);
+                    if (!dw) continue;
+                    pp.pad(x + (n * win.c + c) * image, padded.data(), win);
                     pp.widen(gp, wide.data(), win);
                     const T* gw = wide.data() + pp.reach;
-                    if (dx) {
-                        const T* wc = w + oc * kk;
-                        for (std::int64_t m = 0; m < cover; m += B::size) {
-                            B a = oc == c * p.og ? B(T(0)) : B::load_unaligned(dpadded.data() + m);
-                            for (std::int64_t tap = 0; tap < kk; ++tap)
-                                a = xsimd::fma(B(wc[tap]), B::load_unaligned(gw + m - pp.offsets[tap]), a);
-                            a.store_unaligned(dpadded.data() + m);
-                        }
-                    }
-                    if (!dw) continue;
                     for (std::int64_t t0 = 0; t0 < kk; t0 += kTapsPerPass) {
                         const std::int64_t taps = std::min(kTapsPerPass, kk - t0);
                         B acc[kTapsPerPass];
@@ -540,15 +566,9 @@ void depthwise_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw,
                         for (std::int64_t t = 0; t < taps; ++t) dw[oc * kk + t0 + t] += xsimd::hadd(acc[t]);
                     }
                 }
-                if (!dx) continue;
-                T* img = dx + (n * win.c + c) * image;
-                for (std::int64_t h = 0; h < win.h; ++h) {
-                    const T* row = dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1];
-                    std::copy(row, row + win.w, img + h * win.w);
-                }
             }
-        }
-    });
+        });
+    }
 }
 
 // The same gradients as differentiable ops (for a backward pass that records a graph): the adjoints
