@@ -10,7 +10,10 @@ def load(pattern):
     rows, ctx, runs = {}, {}, {}
     for path in sorted(glob.glob(pattern)):
         with open(path) as f:
-            data = json.load(f)
+            text = f.read()
+        if not text.strip():
+            continue  # a workload prefix that matched nothing on this side leaves an empty file
+        data = json.loads(text)
         ctx = data.get("context", ctx)
         for b in data["benchmarks"]:
             if b.get("run_type") == "aggregate":
