@@ -419,8 +419,8 @@ void conv_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw, T* d
 // --- depthwise conv2d with unit strides, without columns ------------------------------------------
 // One input channel per group, at most kDepthwiseMaxOutputsPerChannel outputs per group, stride 1
 // (the common depthwise layer). The input plane is copied once into a zero-padded plane of width
-// PW = W + 2 pw; the output is computed in the same row
-// width (OH x PW, its last PW - OW columns unused), so that tap (i, j) reads one long span of the
+// PW = W + 2 pw; the output is computed in the same row width (OH x PW, its last PW - OW columns
+// unused), so that tap (i, j) reads one long span of the
 // padded plane at offset i dh PW + j dw: each output vector sums its taps in registers. The
 // backward pass gathers dx the same way from the gradient laid out in that width (zeros in the
 // unused columns and around it), and sums dw over the same spans, up to 9 taps per pass. Every
@@ -509,31 +509,30 @@ void depthwise_backward_kernel(const T* x, const T* w, const T* g, T* dx, T* dw,
         // Input plane (n, c) gathers the taps of its og output planes: dpadded[m] = sum over taps of
         // w_tap * g_wide[m - offset_tap].
         const std::int64_t cover = (pp.plane + B::size - 1) / B::size * B::size;
+        auto input_planes = [&](std::int64_t b, std::int64_t e) {
+            std::vector<T> dpadded(static_cast<std::size_t>(cover)), wide(static_cast<std::size_t>(pp.widened_size()));
+            for (std::int64_t t = b; t < e; ++t) {
+                const std::int64_t n = t / win.c, c = t % win.c;
+                for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
+                    pp.widen(g + (n * p.o + oc) * p.l, wide.data(), win);
+                    const T* wc = w + oc * kk;
+                    const T* gw = wide.data() + pp.reach;
+                    for (std::int64_t m = 0; m < cover; m += B::size) {
+                        B a = oc == c * p.og ? B(T(0)) : B::load_unaligned(dpadded.data() + m);
+                        for (std::int64_t tap = 0; tap < kk; ++tap)
+                            a = xsimd::fma(B(wc[tap]), B::load_unaligned(gw + m - pp.offsets[tap]), a);
+                        a.store_unaligned(dpadded.data() + m);
+                    }
+                }
+                T* img = dx + t * image;
+                for (std::int64_t h = 0; h < win.h; ++h) {
+                    const T* row = dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1];
+                    std::copy(row, row + win.w, img + h * win.w);
+                }
+            }
+        };
         detail::parallel_for(win.n * win.c, std::max<std::int64_t>(1, detail::kGrainCheap / (pp.span * kk * p.og)),
-                             [&](std::int64_t b, std::int64_t e) {
-                                 std::vector<T> dpadded(static_cast<std::size_t>(cover)),
-                                     wide(static_cast<std::size_t>(pp.widened_size()));
-                                 for (std::int64_t t = b; t < e; ++t) {
-                                     const std::int64_t n = t / win.c, c = t % win.c;
-                                     for (std::int64_t oc = c * p.og; oc < (c + 1) * p.og; ++oc) {
-                                         pp.widen(g + (n * p.o + oc) * p.l, wide.data(), win);
-                                         const T* wc = w + oc * kk;
-                                         const T* gw = wide.data() + pp.reach;
-                                         for (std::int64_t m = 0; m < cover; m += B::size) {
-                                             B a = oc == c * p.og ? B(T(0)) : B::load_unaligned(dpadded.data() + m);
-                                             for (std::int64_t tap = 0; tap < kk; ++tap)
-                                                 a = xsimd::fma(B(wc[tap]), B::load_unaligned(gw + m - pp.offsets[tap]),
-                                                                a);
-                                             a.store_unaligned(dpadded.data() + m);
-                                         }
-                                     }
-                                     T* img = dx + t * image;
-                                     for (std::int64_t h = 0; h < win.h; ++h) {
-                                         const T* row = dpadded.data() + (h + win.p[0]) * pp.pw + win.p[1];
-                                         std::copy(row, row + win.w, img + h * win.w);
-                                     }
-                                 }
-                             });
+                             input_planes);
     }
     if (dw || db) {
         // Output channel oc: its kk weight gradients (up to 9 taps per pass over the spans, held in

@@ -3,8 +3,6 @@
 // being first-class (graph name, DOT, errors, registry).
 #include <boost/test/unit_test.hpp>
 #include <cmath>
-#include <limits>
-#include <string>
 #include <vector>
 #include <xgrad/autograd/gradcheck_test.hpp>
 #include <xgrad/xgrad.hpp>

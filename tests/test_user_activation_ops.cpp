@@ -14,6 +14,10 @@
 using xg::Tensor;
 using namespace user_activation_test;
 
+namespace {
+double sig(double x) { return 1 / (1 + std::exp(-x)); }
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(user_activation_ops)
 
 BOOST_AUTO_TEST_CASE(user_swish_matches_builtin_silu) {

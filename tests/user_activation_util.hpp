@@ -13,7 +13,6 @@ using xg::Tensor;
 inline bool close(double a, double b, double rel = 1e-12, double abs = 1e-14) {
     return std::fabs(a - b) <= rel * std::max(std::fabs(a), std::fabs(b)) + abs;
 }
-inline double sig(double x) { return 1 / (1 + std::exp(-x)); }
 
 // Values, f' and f'' of an activation through autograd (backward and double backward).
 inline std::array<std::vector<double>, 3> through_autograd(const std::function<Tensor(const Tensor&)>& act,
