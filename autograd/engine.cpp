@@ -220,7 +220,7 @@ public:
     explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("AccumulateGrad"), leaf_(leaf) {
         is_accumulator_ = true;
     }
-    std::vector<Tensor> apply(const Tensor&) override { return {}; }
+    std::vector<Tensor> apply(const Tensor&, bool) override { return {}; }
     std::shared_ptr<TensorImpl> leaf() const override { return leaf_.lock(); }
 
 private:
@@ -363,12 +363,13 @@ const Tensor& Saved::get() const {
     return tensor_;
 }
 
-std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
+std::vector<Tensor> detail::OpNode::apply(const Tensor& g, bool last_use) {
     if (released_)
         throw GraphError(name() +
                          ": trying to backward through the graph a second time (the values this op saved for its "
                          "gradient were freed after the first backward); pass retain_graph=true the first time");
     Tensor y;
+    bool adopted = false;
     if (save_output_) {
         if (auto out = output_.lock()) {
             y = Tensor(std::move(out));
@@ -378,6 +379,7 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
             impl->value = extras_->adopted_output;
             impl->grad_fn = shared_from_this();
             y = Tensor(std::move(impl));
+            adopted = true;
         }
         if (y.array().version() != saved_version_)
             throw GraphError(name() + ": its output (shape " + shape_str(y.shape()) +
@@ -386,7 +388,18 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g) {
                              ")");
     }
     RuleScope scope;
-    return call_rule(g, y);
+    if (!adopted || !last_use) return call_rule(g, y);
+    // The output's tensor is gone and the node is released after this rule (create_graph implies
+    // retain_graph, so nothing is recorded here): y alone holds the value, and a rule that reads it
+    // once may write the gradient into its buffer (elementwise activations do), a buffer still in
+    // cache, instead of a new one. Kept for a retry if the rule throws.
+    extras_->adopted_output = Array();
+    try {
+        return call_rule(g, y);
+    } catch (...) {
+        extras_->adopted_output = y.array();
+        throw;
+    }
 }
 
 void detail::OpNode::release() {
@@ -602,7 +615,7 @@ void process_node(Node* node, Tensor g, bool owned, const BackwardTask& task, bo
 
     // The inputs' nodes are touched right after the rule: start loading them now.
     for (const auto& in : node->inputs_) __builtin_prefetch(in.fn.get());
-    std::vector<Tensor> grads = node->apply(g);
+    std::vector<Tensor> grads = node->apply(g, !task.retain_graph);
     if (!task.retain_graph) node->release();
     if (grads.size() != node->inputs_.size())
         throw GraphError(node->name() + ": backward returned " + std::to_string(grads.size()) + " gradients for " +

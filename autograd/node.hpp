@@ -89,8 +89,9 @@ public:
     const std::string& name() const { return name_; }
     /// The op's inputs in argument order.
     const detail::InlineVec<Input, 2>& inputs() const { return inputs_; }
-    /// Gradients for each input given the gradient of the output.
-    virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+    /// Gradients for each input given the gradient of the output. `last_use`: the pass releases
+    /// the node right after (no retain_graph), so the rule may consume what the node saved.
+    virtual std::vector<Tensor> apply(const Tensor& grad_output, bool last_use) = 0;
     /// Frees saved values; a later apply() throws GraphError (when something was freed).
     virtual void release() {}
     /// True for the node that accumulates a leaf's gradient into its .grad.
@@ -162,7 +163,7 @@ namespace detail {
 class OpNode : public Node {
 public:
     using Node::Node;
-    std::vector<Tensor> apply(const Tensor& grad_output) final;
+    std::vector<Tensor> apply(const Tensor& grad_output, bool last_use) final;
     void release() final;
     /// Called by the output tensor's destructor: keeps its value for the rule (save_output).
     void adopt_output(Array&& value) { extras().adopted_output = std::move(value); }

@@ -150,6 +150,28 @@ BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+// W2 with the activation's output gone before backward (see bench_xgrad.cpp).
+template <class F>
+void activation_dropped_output(benchmark::State& state, F act) {
+    configure(state, 0);
+    torch::manual_seed(0);
+    auto x = torch::randn({4 << 20}, torch::requires_grad());
+    for (auto _ : state) {
+        const torch::Tensor loss = act(x).sum();
+        loss.backward();
+        x.mutable_grad().reset();
+    }
+    report_peak_rss(state);
+}
+void W2_sigmoid_dropped(benchmark::State& s) {
+    activation_dropped_output(s, [](const torch::Tensor& x) { return torch::sigmoid(x); });
+}
+void W2_tanh_dropped(benchmark::State& s) {
+    activation_dropped_output(s, [](const torch::Tensor& x) { return torch::tanh(x); });
+}
+BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 // W1: MLP 784-h1-h2-10 training step (ReLU, float32, cross-entropy, SGD momentum 0.9).
 struct MlpStep {
     torch::nn::Sequential model;

@@ -161,6 +161,31 @@ BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+// W2, with the activation's output an intermediate whose handle is gone before backward, as inside
+// a model's forward: loss = sum(act(x)); loss.backward(). (In W2 the temporary act(x) lives until
+// backward has returned.) xgrad then writes the gradient of an activation that saves its output
+// into that output's buffer.
+template <class F>
+void activation_dropped_output(benchmark::State& state, F act) {
+    configure(state, 0);
+    xg::manual_seed(0);
+    auto x = xg::randn({4 << 20}).requires_grad_();
+    for (auto _ : state) {
+        const xg::Tensor loss = xg::sum(act(x));
+        loss.backward();
+        x.zero_grad();
+    }
+    report_peak_rss(state);
+}
+void W2_sigmoid_dropped(benchmark::State& s) {
+    activation_dropped_output(s, [](const xg::Tensor& x) { return xg::sigmoid(x); });
+}
+void W2_tanh_dropped(benchmark::State& s) {
+    activation_dropped_output(s, [](const xg::Tensor& x) { return xg::tanh(x); });
+}
+BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 // W1: MLP 784-h1-h2-10 training step (ReLU, float32, cross-entropy, SGD momentum 0.9).
 struct MlpStep {
     std::shared_ptr<xg::nn::Sequential> model;

@@ -117,10 +117,16 @@ void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scala
 
 /// A new array of in[0]'s shape with out = k(in...) elementwise, k written for xsimd batches.
 /// All inputs must have in[0]'s dtype (floating) and either its shape or a single element.
+/// `reuse` (optional) is the index of an input whose buffer may receive the result: the caller
+/// guarantees that nothing else holds it and that it is not read afterwards. Each element is read
+/// before it is overwritten, so writing in place is safe; it spares a buffer that is not in cache.
 template <std::size_t N, class K>
-Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain) {
+Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain,
+                      int reuse = -1) {
     return dispatch_floating(in[0].dtype(), op, [&]<class T>() {
-        Array out(in[0].shape(), in[0].dtype());
+        const bool in_place = reuse >= 0 && in[reuse].dtype() == in[0].dtype() &&
+                              in[reuse].shape() == in[0].shape() && !in[reuse].is_uniform();
+        Array out = in_place ? in[reuse] : Array(in[0].shape(), in[0].dtype());
         const std::int64_t n = out.numel();
         std::array<const T*, N> p;
         std::array<bool, N> scalar;
@@ -134,8 +140,9 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
         }
         T* o = out.template data<T>();
         constexpr std::int64_t W = xsimd::batch<T>::size;
-        const bool stream =
-            n * std::int64_t(sizeof(T)) >= kStreamBytes && reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
+        // In place, the lines are read anyway: streaming them out only costs (measured).
+        const bool stream = !in_place && n * std::int64_t(sizeof(T)) >= kStreamBytes &&
+                            reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
         if (stream) {
             // Chunks start on batch boundaries so that every full batch store is aligned.
             parallel_for((n + W - 1) / W, std::max<std::int64_t>(1, grain / W), [&](std::int64_t b, std::int64_t e) {
@@ -258,15 +265,19 @@ std::shared_ptr<const ElementwiseDef<S, F, D0, Phi>> make_def(std::string name, 
                                                                  std::move(phi), linear_pieces, grain);
 }
 
-/// B_K(h, u) = h * phi^(K)(u).
+/// B_K(h, u) = h * phi^(K)(u). With `last_read_of_u`, the caller reads u no more: when nothing else
+/// holds u or its buffer either (a saved output handed over by the backward pass, see
+/// OpNode::apply) and no graph is recorded, the result is written into u's buffer.
 template <int K, class Def>
-Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& u) {
+Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Tensor& u, bool last_read_of_u = false) {
     const std::string& op = def->op_names[K];
     require_defined(h, op, "the gradient");
     require_defined(u, op, "the saved tensor");
     require_same_shape(h, u, op);
     const Dtype d = promote(h.dtype(), u.dtype());
     require_floating(d, op.c_str());
+    const bool record = needs_record({h, u});
+    const bool reuse_u = last_read_of_u && !record && u.impl().use_count() == 1 && u.array().unique();
     Array r = simd_map_arrays<2>(
         op.c_str(), {h.array().to(d), u.array().to(d)},
         [&def](auto hb, auto ub) {
@@ -276,8 +287,8 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
             else
                 return hb * nth_derivative<K>(def->phi, ub);
         },
-        def->grain);
-    if (!needs_record({h, u})) return Tensor(std::move(r));
+        def->grain, reuse_u ? 1 : -1);
+    if (!record) return Tensor(std::move(r));
     const bool need_h = h.requires_grad();
     const bool need_u = u.requires_grad() && !def->linear_pieces;
     Saved sh(need_u ? h : Tensor(), op.c_str()), su(u, op.c_str());
@@ -333,7 +344,8 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
     if constexpr (Def::saves == Saves::output) {
         return make_result(
             op, std::move(y), {x},
-            [def](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{chain_op<0>(def, g, out)}; }, true);
+            [def](const Tensor& g, const Tensor& out) { return std::vector<Tensor>{chain_op<0>(def, g, out, true)}; },
+            true);
     } else {
         Saved sx(x, op);
         return make_result(op, std::move(y), {x}, [def, sx](const Tensor& g, const Tensor&) {

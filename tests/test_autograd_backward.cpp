@@ -368,6 +368,90 @@ BOOST_AUTO_TEST_CASE(saved_output_survives_its_handle_being_dropped) {
     BOOST_TEST(out.expired());
 }
 
+// Activations that save their output (relu saves a bit mask instead), each with its derivative as a function of y
+// (compared in absolute terms: 1 - y^2 cancels near |y| = 1, and the kernel may fuse it).
+struct SavedOutputActivation {
+    const char* name;
+    xg::Tensor (*op)(const xg::Tensor&);
+    double (*derivative_of_output)(double y);
+};
+const SavedOutputActivation kSavedOutputActivations[] = {
+    {"sigmoid", [](const xg::Tensor& x) { return xg::sigmoid(x); }, [](double y) { return y * (1 - y); }},
+    {"tanh", [](const xg::Tensor& x) { return xg::tanh(x); }, [](double y) { return 1 - y * y; }},
+    {"elu(alpha 0.5)", [](const xg::Tensor& x) { return xg::elu(x, 0.5); },
+     [](double y) { return y > 0 ? 1.0 : y + 0.5; }},
+};
+
+xg::Tensor sweep(std::int64_t n) { return xg::linspace(-4, 4, n, xg::f64); }
+
+BOOST_AUTO_TEST_CASE(a_dropped_saved_output_receives_its_gradient_in_place) {
+    // When nothing but the node holds the output any more, the node's last backward writes the
+    // gradient into the output's buffer (no new buffer), and that gradient becomes x.grad.
+    for (const auto& act : kSavedOutputActivations) {
+        BOOST_TEST_CONTEXT(act.name) {
+            auto x = sweep(1001).requires_grad_();
+            xg::Tensor loss;
+            const void* output_buffer = nullptr;
+            std::vector<double> y;
+            {
+                auto out = act.op(x);
+                output_buffer = out.array().raw();
+                y = values(out);
+                loss = xg::sum(out * 1.0) * 3.0;  // a dense gradient of 3 reaches the activation
+            }
+            loss.backward();
+            BOOST_TEST(x.grad().array().raw() == output_buffer);
+            const auto dx = values(x.grad());
+            for (std::size_t i = 0; i < dx.size(); ++i)
+                BOOST_TEST(std::abs(dx[i] - 3 * act.derivative_of_output(y[i])) <= 1e-15);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_saved_output_that_is_still_visible_is_never_overwritten) {
+    for (const auto& act : kSavedOutputActivations) {
+        BOOST_TEST_CONTEXT(act.name) {
+            auto x = sweep(1001).requires_grad_();
+            // The output itself alive, or only a view of it.
+            auto out = act.op(x);
+            const auto y = values(out);
+            xg::sum(out).backward();
+            BOOST_TEST(values(out) == y, boost::test_tools::per_element());
+            BOOST_TEST(x.grad().array().raw() != out.array().raw());
+
+            x.zero_grad();
+            xg::Tensor view, loss;
+            {
+                auto out2 = act.op(x);
+                view = xg::reshape(out2, {7, 143});
+                loss = xg::sum(out2);
+            }
+            loss.backward();
+            BOOST_TEST(values(view) == y, boost::test_tools::per_element());
+            const auto dx = values(x.grad());
+            for (std::size_t i = 0; i < dx.size(); ++i)
+                BOOST_TEST(std::abs(dx[i] - act.derivative_of_output(y[i])) <= 1e-15);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(retain_graph_keeps_a_dropped_saved_output_intact_for_the_next_backward) {
+    for (const auto& act : kSavedOutputActivations) {
+        BOOST_TEST_CONTEXT(act.name) {
+            auto x = sweep(1001).requires_grad_();
+            auto loss = xg::sum(act.op(x));
+            loss.backward(xg::Tensor(), true);
+            const auto first = values(x.grad());
+            loss.backward();  // the last use: may write in place
+            const auto twice = values(x.grad());
+            for (std::size_t i = 0; i < first.size(); ++i) BOOST_TEST(twice[i] == 2 * first[i]);
+            const auto y = values(act.op(x));
+            for (std::size_t i = 0; i < first.size(); ++i)
+                BOOST_TEST(std::abs(first[i] - act.derivative_of_output(y[i])) <= 1e-15);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_chain_of_saved_outputs_keeps_no_heap_memory_after_backward) {
     // In x = tanh(x * w + b) each tanh output is saved by the next mul and handed to its tanh
     // node when that mul is released during backward. Whatever the handover allocates must be
