@@ -388,14 +388,14 @@ std::vector<Tensor> detail::OpNode::apply(const Tensor& g, bool last_use) {
                              ")");
     }
     RuleScope scope;
-    if (!adopted || !last_use) return call_rule(g, y);
+    if (!adopted || !last_use) return call_rule(g, y, last_use);
     // The output's tensor is gone and the node is released after this rule (create_graph implies
     // retain_graph, so nothing is recorded here): y alone holds the value, and a rule that reads it
     // once may write the gradient into its buffer (elementwise activations do), a buffer still in
     // cache, instead of a new one. Kept for a retry if the rule throws.
     extras_->adopted_output = Array();
     try {
-        return call_rule(g, y);
+        return call_rule(g, y, last_use);
     } catch (...) {
         extras_->adopted_output = y.array();
         throw;

@@ -175,7 +175,7 @@ public:
     std::uint64_t saved_version_ = 0;
 
 protected:
-    virtual std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y) = 0;
+    virtual std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y, bool last_use) = 0;
     virtual void free_rule() = 0;
 };
 
@@ -189,7 +189,14 @@ public:
     }
 
 protected:
-    std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y) override { return (*rule_)(g, y); }
+    /// A rule that takes a third argument, `bool last_use`, learns that the node is released after
+    /// it (see Node::apply) and may then write its result into a buffer it captured.
+    std::vector<Tensor> call_rule(const Tensor& g, const Tensor& y, bool last_use) override {
+        if constexpr (std::is_invocable_v<R&, const Tensor&, const Tensor&, bool>)
+            return (*rule_)(g, y, last_use);
+        else
+            return (*rule_)(g, y);
+    }
     void free_rule() override { rule_.reset(); }
 
 private:

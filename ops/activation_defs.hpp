@@ -163,7 +163,7 @@ inline const auto& gelu_tanh_def() {
     return d;
 }
 inline auto swish_def(const std::string& name, double beta) {
-    return def_of<Saves::input>(
+    return def_of<Saves::derivative>(
         name, [beta](auto x) { return x * xg::sigmoid(x * beta); },
         [beta](auto x) {
             const auto s = xg::sigmoid(x * beta);
@@ -171,7 +171,7 @@ inline auto swish_def(const std::string& name, double beta) {
         });
 }
 inline const auto& silu_def() {
-    static const auto d = def_of<Saves::input>(
+    static const auto d = def_of<Saves::derivative>(
         "silu", [](auto x) { return x * xg::sigmoid(x); },
         [](auto x) {
             const auto s = xg::sigmoid(x);

@@ -310,12 +310,15 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
 
 /// g * d for a saved derivative d (not recorded): the backward of a Saves::derivative activation
 /// when no graph is being built. The values of chain_op<0>(def, g, x) up to rounding: the compiler
-/// may contract a multiply-add of d0 in one inlining context and not in the other.
-inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain) {
+/// may contract a multiply-add of d0 in one inlining context and not in the other. With
+/// `last_read_of_d` and nothing else holding d's buffer, the result is written into it.
+inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain,
+                                        bool last_read_of_d = false) {
     require_defined(g, op, "the gradient");
     require_same_shape(g.shape(), d.shape(), op);
+    const bool reuse_d = last_read_of_d && d.unique() && g.dtype() == d.dtype();
     return Tensor(simd_map_arrays<2>(
-        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain));
+        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain, reuse_d ? 1 : -1));
 }
 
 /// y = f(x) elementwise, recorded with what Def::saves says.
@@ -329,13 +332,14 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
                 op, x.array(), [&f = def->f](auto v) { return f(v); }, [&d0 = def->d0](auto v) { return d0(v); },
                 def->grain);
             Saved sx(x, op);
-            return make_result(op, std::move(y), {x}, [def, sx, d = std::move(d)](const Tensor& g, const Tensor&) {
-                const Tensor& xs = sx.get();  // also checks that x was not modified in place
-                // A graph of the backward (create_graph) needs phi as a function of x.
-                if (needs_record({g, xs}) || g.dtype() != d.dtype())
-                    return std::vector<Tensor>{chain_op<0>(def, g, xs)};
-                return std::vector<Tensor>{scale_by_saved_derivative(def->op_names[0], g, d, kGrainCheap)};
-            });
+            return make_result(
+                op, std::move(y), {x}, [def, sx, d = std::move(d)](const Tensor& g, const Tensor&, bool last_use) {
+                    const Tensor& xs = sx.get();  // also checks that x was not modified in place
+                    // A graph of the backward (create_graph) needs phi as a function of x.
+                    if (needs_record({g, xs}) || g.dtype() != d.dtype())
+                        return std::vector<Tensor>{chain_op<0>(def, g, xs)};
+                    return std::vector<Tensor>{scale_by_saved_derivative(def->op_names[0], g, d, kGrainCheap, last_use)};
+                });
         }
     }
     Array y = simd_map_arrays<1>(

@@ -452,6 +452,23 @@ BOOST_AUTO_TEST_CASE(retain_graph_keeps_a_dropped_saved_output_intact_for_the_ne
     }
 }
 
+BOOST_AUTO_TEST_CASE(retain_graph_keeps_a_saved_derivative_intact_for_the_next_backward) {
+    // gelu's forward also writes gelu'(x), which its last backward may overwrite with the gradient.
+    auto x = sweep(1001).requires_grad_();
+    auto loss = xg::sum(xg::gelu(x) * 2.0);
+    loss.backward(xg::Tensor(), true);
+    const auto first = values(x.grad());
+    loss.backward();
+    const auto twice = values(x.grad());
+    const auto xs = values(x);
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        const double v = xs[i];
+        const double exact = 0.5 * std::erfc(-v / std::sqrt(2.0)) + v * std::exp(-v * v / 2) / std::sqrt(2 * M_PI);
+        BOOST_TEST(std::abs(first[i] - 2 * exact) <= 1e-14);
+        BOOST_TEST(twice[i] == 2 * first[i]);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_chain_of_saved_outputs_keeps_no_heap_memory_after_backward) {
     // In x = tanh(x * w + b) each tanh output is saved by the next mul and handed to its tanh
     // node when that mul is released during backward. Whatever the handover allocates must be
