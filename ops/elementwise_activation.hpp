@@ -221,12 +221,15 @@ inline std::string chain_op_name(const std::string& name, int k) {
 /// What the forward op saves for backward.
 enum class Saves {
     input,   ///< phi is a function of x
-    output,  ///< phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed
-    /// phi is a function of x that costs more to compute than to read (gelu, one-lambda user
+    /// phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed. When the output's
+    /// tensor is gone by backward, the gradient is written into its buffer (see chain_op).
+    output,
+    /// phi is a function of x that costs more to compute than to read (gelu, silu, one-lambda user
     /// activations, whose f' comes from duals): the forward pass, which computes most of it anyway,
     /// also writes d = f'(x), and a backward that records no graph is g * d, one memory-bound
-    /// pass. x is saved too, for a backward that records a graph (create_graph) and for the higher
-    /// orders. Costs one more tensor of x's size until backward.
+    /// pass, written into d's buffer on the node's last use. x is saved too, for a backward that
+    /// records a graph (create_graph) and for the higher orders. Costs one more tensor of x's size
+    /// until backward.
     derivative,
 };
 
