@@ -1,9 +1,11 @@
 // ops/: activation functions. float32 and float64, xsimd-vectorised and TBB-parallel. Each forward
 // saves only what its backward needs (the output where the derivative is a function of it; relu
-// one bit per element), and each backward is one fused pass. gelu (both forms), whose derivative
-// costs more to compute than to read, also writes f'(x) in the forward pass when x requires grad
-// (one more tensor of x's size kept until backward); a backward that records no graph then
-// multiplies by it. Every backward is itself a differentiable op (name_backward,
+// one bit per element), and each backward is one fused pass. gelu (both forms), silu and swish,
+// whose derivatives cost more to compute than to read, also write f'(x) in the forward pass when x
+// requires grad (one more tensor of x's size kept until backward); a backward that records no graph
+// then multiplies by it, in place. A backward writes into the buffer it read when nothing else can
+// see that buffer any more (a saved derivative, or a saved output whose tensor is gone), on the
+// graph's last use. Every backward is itself a differentiable op (name_backward,
 // whose own gradient is name_backward2, ...), so gradgradcheck holds for every one of them.
 //
 // Derivative conventions at kinks (all as in PyTorch 1.13):
