@@ -118,13 +118,19 @@ void CONV_grouped(benchmark::State& state) {
 }
 BENCHMARK(CONV_grouped)->ArgsProduct({{32, 8}, {1, 2}})->Unit(benchmark::kMillisecond);
 
+// W2 (see bench_xgrad.cpp): output_alive false keeps only the loss until backward.
 template <class F>
-void activation_fwd_bwd(benchmark::State& state, F act) {
+void activation_fwd_bwd(benchmark::State& state, F act, bool output_alive = true) {
     configure(state, 0);
     torch::manual_seed(0);
     auto x = torch::randn({4 << 20}, torch::requires_grad());
     for (auto _ : state) {
-        act(x).sum().backward();
+        if (output_alive) {
+            act(x).sum().backward();
+        } else {
+            const torch::Tensor loss = act(x).sum();
+            loss.backward();
+        }
         x.mutable_grad().reset();
     }
     report_peak_rss(state);
@@ -150,24 +156,11 @@ BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
-// W2 with the activation's output gone before backward (see bench_xgrad.cpp).
-template <class F>
-void activation_dropped_output(benchmark::State& state, F act) {
-    configure(state, 0);
-    torch::manual_seed(0);
-    auto x = torch::randn({4 << 20}, torch::requires_grad());
-    for (auto _ : state) {
-        const torch::Tensor loss = act(x).sum();
-        loss.backward();
-        x.mutable_grad().reset();
-    }
-    report_peak_rss(state);
-}
 void W2_sigmoid_dropped(benchmark::State& s) {
-    activation_dropped_output(s, [](const torch::Tensor& x) { return torch::sigmoid(x); });
+    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::sigmoid(x); }, false);
 }
 void W2_tanh_dropped(benchmark::State& s) {
-    activation_dropped_output(s, [](const torch::Tensor& x) { return torch::tanh(x); });
+    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::tanh(x); }, false);
 }
 BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);

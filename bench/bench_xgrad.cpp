@@ -128,14 +128,22 @@ void CONV_grouped(benchmark::State& state) {
 }
 BENCHMARK(CONV_grouped)->ArgsProduct({{32, 8}, {1, 2}})->Unit(benchmark::kMillisecond);
 
-// W2: y = act(x); y.sum().backward() on 4M float32. range(0) = threads.
+// W2: y = act(x); y.sum().backward() on 4M float32. range(0) = threads. With output_alive the
+// temporary act(x) lives until backward has returned (W2_<act>); without, only the loss is kept,
+// as inside a model's forward (W2_<act>_dropped), and xgrad writes the gradient of an activation
+// that saves its output into that output's buffer.
 template <class F>
-void activation_fwd_bwd(benchmark::State& state, F act) {
+void activation_fwd_bwd(benchmark::State& state, F act, bool output_alive = true) {
     configure(state, 0);
     xg::manual_seed(0);
     auto x = xg::randn({4 << 20}).requires_grad_();
     for (auto _ : state) {
-        xg::sum(act(x)).backward();
+        if (output_alive) {
+            xg::sum(act(x)).backward();
+        } else {
+            const xg::Tensor loss = xg::sum(act(x));
+            loss.backward();
+        }
         x.zero_grad();
     }
     report_peak_rss(state);
@@ -161,27 +169,11 @@ BENCHMARK(W2_relu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
-// W2, with the activation's output an intermediate whose handle is gone before backward, as inside
-// a model's forward: loss = sum(act(x)); loss.backward(). (In W2 the temporary act(x) lives until
-// backward has returned.) xgrad then writes the gradient of an activation that saves its output
-// into that output's buffer.
-template <class F>
-void activation_dropped_output(benchmark::State& state, F act) {
-    configure(state, 0);
-    xg::manual_seed(0);
-    auto x = xg::randn({4 << 20}).requires_grad_();
-    for (auto _ : state) {
-        const xg::Tensor loss = xg::sum(act(x));
-        loss.backward();
-        x.zero_grad();
-    }
-    report_peak_rss(state);
-}
 void W2_sigmoid_dropped(benchmark::State& s) {
-    activation_dropped_output(s, [](const xg::Tensor& x) { return xg::sigmoid(x); });
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); }, false);
 }
 void W2_tanh_dropped(benchmark::State& s) {
-    activation_dropped_output(s, [](const xg::Tensor& x) { return xg::tanh(x); });
+    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); }, false);
 }
 BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);

@@ -121,11 +121,10 @@ void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scala
 /// guarantees that nothing else holds it and that it is not read afterwards. Each element is read
 /// before it is overwritten, so writing in place is safe; it spares a buffer that is not in cache.
 template <std::size_t N, class K>
-Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain,
-                      int reuse = -1) {
+Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain, int reuse = -1) {
     return dispatch_floating(in[0].dtype(), op, [&]<class T>() {
-        const bool in_place = reuse >= 0 && in[reuse].dtype() == in[0].dtype() &&
-                              in[reuse].shape() == in[0].shape() && !in[reuse].is_uniform();
+        const bool in_place = reuse >= 0 && in[reuse].dtype() == in[0].dtype() && in[reuse].shape() == in[0].shape() &&
+                              !in[reuse].is_uniform();
         Array out = in_place ? in[reuse] : Array(in[0].shape(), in[0].dtype());
         const std::int64_t n = out.numel();
         std::array<const T*, N> p;
@@ -220,7 +219,7 @@ inline std::string chain_op_name(const std::string& name, int k) {
 
 /// What the forward op saves for backward.
 enum class Saves {
-    input,   ///< phi is a function of x
+    input,  ///< phi is a function of x
     /// phi is a function of y = f(x) (sigmoid' = y (1 - y)): x can be freed. When the output's
     /// tensor is gone by backward, the gradient is written into its buffer (see chain_op).
     output,
@@ -335,14 +334,15 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
                 op, x.array(), [&f = def->f](auto v) { return f(v); }, [&d0 = def->d0](auto v) { return d0(v); },
                 def->grain);
             Saved sx(x, op);
-            return make_result(
-                op, std::move(y), {x}, [def, sx, d = std::move(d)](const Tensor& g, const Tensor&, bool last_use) {
-                    const Tensor& xs = sx.get();  // also checks that x was not modified in place
-                    // A graph of the backward (create_graph) needs phi as a function of x.
-                    if (needs_record({g, xs}) || g.dtype() != d.dtype())
-                        return std::vector<Tensor>{chain_op<0>(def, g, xs)};
-                    return std::vector<Tensor>{scale_by_saved_derivative(def->op_names[0], g, d, kGrainCheap, last_use)};
-                });
+            return make_result(op, std::move(y), {x},
+                               [def, sx, d = std::move(d)](const Tensor& g, const Tensor&, bool last_use) {
+                                   const Tensor& xs = sx.get();  // also checks that x was not modified in place
+                                   // A graph of the backward (create_graph) needs phi as a function of x.
+                                   if (needs_record({g, xs}) || g.dtype() != d.dtype())
+                                       return std::vector<Tensor>{chain_op<0>(def, g, xs)};
+                                   return std::vector<Tensor>{
+                                       scale_by_saved_derivative(def->op_names[0], g, d, kGrainCheap, last_use)};
+                               });
         }
     }
     Array y = simd_map_arrays<1>(
