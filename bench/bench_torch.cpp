@@ -157,10 +157,12 @@ BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 void W2_sigmoid_dropped(benchmark::State& s) {
-    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::sigmoid(x); }, false);
+    activation_fwd_bwd(
+        s, [](const torch::Tensor& x) { return torch::sigmoid(x); }, false);
 }
 void W2_tanh_dropped(benchmark::State& s) {
-    activation_fwd_bwd(s, [](const torch::Tensor& x) { return torch::tanh(x); }, false);
+    activation_fwd_bwd(
+        s, [](const torch::Tensor& x) { return torch::tanh(x); }, false);
 }
 BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);

@@ -170,10 +170,12 @@ BENCHMARK(W2_gelu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_silu)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 void W2_sigmoid_dropped(benchmark::State& s) {
-    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::sigmoid(x); }, false);
+    activation_fwd_bwd(
+        s, [](const xg::Tensor& x) { return xg::sigmoid(x); }, false);
 }
 void W2_tanh_dropped(benchmark::State& s) {
-    activation_fwd_bwd(s, [](const xg::Tensor& x) { return xg::tanh(x); }, false);
+    activation_fwd_bwd(
+        s, [](const xg::Tensor& x) { return xg::tanh(x); }, false);
 }
 BENCHMARK(W2_sigmoid_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(W2_tanh_dropped)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
