@@ -315,12 +315,12 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
 /// may contract a multiply-add of d0 in one inlining context and not in the other. With
 /// `last_read_of_d` and nothing else holding d's buffer, the result is written into it.
 inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain,
-                                        bool last_read_of_d = false) {
+                                        bool last_read_of_d) {
     require_defined(g, op, "the gradient");
     require_same_shape(g.shape(), d.shape(), op);
-    const bool reuse_d = last_read_of_d && d.unique() && g.dtype() == d.dtype();
     return Tensor(simd_map_arrays<2>(
-        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain, reuse_d ? 1 : -1));
+        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain,
+        last_read_of_d && d.unique() ? 1 : -1));
 }
 
 /// y = f(x) elementwise, recorded with what Def::saves says.
