@@ -318,9 +318,10 @@ inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, 
                                         bool last_read_of_d) {
     require_defined(g, op, "the gradient");
     require_same_shape(g.shape(), d.shape(), op);
+    // Decided before the call: its argument list copies d, after which d is no longer unique.
+    const int reuse = last_read_of_d && d.unique() ? 1 : -1;
     return Tensor(simd_map_arrays<2>(
-        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain,
-        last_read_of_d && d.unique() ? 1 : -1));
+        op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain, reuse));
 }
 
 /// y = f(x) elementwise, recorded with what Def::saves says.
