@@ -24,6 +24,9 @@ struct Storage {
     std::size_t bytes = 0;
     Dtype dtype = Dtype::f32;
     std::mutex fill_mutex;
+    // The sum of all elements, valid while has_sum (see Array::remember_sum); kept on the root.
+    std::atomic<bool> has_sum{false};
+    std::atomic<double> sum{0.0};
     std::shared_ptr<Storage> owner;  // set on an alias (Array::alias): the storage whose buffer this is
 
     explicit Storage(std::size_t n) : bytes(n) { data = n <= sizeof(value) ? value : cached_alloc(n, &capacity); }
@@ -116,7 +119,22 @@ void* Array::raw() {
     if (!storage_) return nullptr;
     void* p = storage_->get();
     storage_->uniform.store(false, std::memory_order_relaxed);  // the caller may write
+    detail::Storage& root = storage_->root();
+    if (root.has_sum.load(std::memory_order_relaxed)) root.has_sum.store(false, std::memory_order_relaxed);
     return p;
+}
+
+void Array::remember_sum(double sum) {
+    if (!storage_) return;
+    detail::Storage& root = storage_->root();
+    root.sum.store(sum, std::memory_order_relaxed);
+    root.has_sum.store(true, std::memory_order_release);
+}
+
+bool Array::known_sum(double& sum) const {
+    if (!storage_ || !storage_->root().has_sum.load(std::memory_order_acquire)) return false;
+    sum = storage_->root().sum.load(std::memory_order_relaxed);
+    return true;
 }
 const void* Array::raw() const { return storage_ ? storage_->get() : nullptr; }
 

@@ -68,6 +68,12 @@ public:
     bool is_uniform() const;
     /// Pointer to the one value of a uniform array (of dtype()); nullptr when not uniform.
     const void* uniform_value() const;
+    /// Records the sum of all elements as reduce_sum would compute it from them (same chunks, same
+    /// order: bit for bit), for a kernel that computed it while writing them. A full sum of this
+    /// buffer then reads no element; writing through the non-const raw()/data() forgets it.
+    void remember_sum(double sum);
+    /// True, with the sum in `sum`, when remember_sum recorded it and nothing has written since.
+    bool known_sum(double& sum) const;
     /// True when no other Array or Tensor shares this buffer (it may be taken over or written).
     bool unique() const;
     /// True when both arrays use the same buffer (directly or through alias()).

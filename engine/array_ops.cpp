@@ -13,6 +13,7 @@ namespace xg::engine {
 
 using detail::dispatch;
 using detail::kGrainCheap;
+using detail::kReduceChunk;
 using detail::parallel_for;
 using detail::sum_contiguous;
 
@@ -112,9 +113,7 @@ Array reduced_axes_last(const Array& a, const std::vector<int>& axes, std::int64
     return trailing ? a : permute(a, perm);
 }
 
-// Fixed chunk for long reductions: results do not depend on the thread count.
-constexpr std::int64_t kReduceChunk = 16384;
-
+// A full sum in fixed chunks (see kReduceChunk): the result does not depend on the thread count.
 template <class T>
 T sum_long(const T* x, std::int64_t n) {
     if (n <= kReduceChunk) return sum_contiguous(x, n);
@@ -124,9 +123,7 @@ T sum_long(const T* x, std::int64_t n) {
         for (std::int64_t c = b; c < e; ++c)
             partial[c] = sum_contiguous(x + c * kReduceChunk, std::min(kReduceChunk, n - c * kReduceChunk));
     });
-    T s = 0;
-    for (T p : partial) s += p;
-    return s;
+    return detail::sum_of_chunk_sums(partial.data(), chunks);
 }
 
 }  // namespace
@@ -159,7 +156,8 @@ Array reduce_sum(const Array& a, const std::vector<int>& axes, bool keepdim) {
         const Array src = reduced_axes_last(a, axes, rows, len);
         const T* s = src.data<T>();
         if (rows == 1) {
-            y[0] = sum_long(s, len);
+            double known;  // computed by the kernel that wrote the elements, in this very order
+            y[0] = src.known_sum(known) ? static_cast<T>(known) : sum_long(s, len);
             return;
         }
         parallel_for(rows, std::max<std::int64_t>(1, kGrainCheap / std::max<std::int64_t>(len, 1)),

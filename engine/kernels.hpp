@@ -88,26 +88,47 @@ constexpr std::int64_t scaled_grain(std::int64_t grain_f32) {
     return std::max<std::int64_t>(1, grain_f32 * 4 / static_cast<std::int64_t>(sizeof(T)));
 }
 
+/// The order of sum_contiguous, resumed at x[i] with its two accumulators as they stand (i - start
+/// a multiple of 2 batches): for kernels that sum their output while writing it (simd_run, relu),
+/// which accumulate the first part themselves and must give the same result bit for bit.
+template <class T, class B>
+T sum_contiguous_from(const T* x, std::int64_t i, std::int64_t n, B acc0, B acc1) {
+    constexpr std::int64_t W = B::size;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        acc0 += B::load_unaligned(x + i);
+        acc1 += B::load_unaligned(x + i + W);
+    }
+    T s = xsimd::hadd(acc0 + acc1);
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+
 /// Sum of n contiguous values with SIMD accumulators in a fixed order (deterministic).
 template <class T>
 T sum_contiguous(const T* x, std::int64_t n) {
     if constexpr (std::is_floating_point_v<T>) {
         using B = xsimd::batch<T>;
-        constexpr std::int64_t W = B::size;
-        B acc0(T(0)), acc1(T(0));
-        std::int64_t i = 0;
-        for (; i + 2 * W <= n; i += 2 * W) {
-            acc0 += B::load_unaligned(x + i);
-            acc1 += B::load_unaligned(x + i + W);
-        }
-        T s = xsimd::hadd(acc0 + acc1);
-        for (; i < n; ++i) s += x[i];
-        return s;
+        return sum_contiguous_from(x, 0, n, B(T(0)), B(T(0)));
     } else {
         T s = 0;
         for (std::int64_t i = 0; i < n; ++i) s += x[i];
         return s;
     }
+}
+
+/// A full sum of a long array is taken in fixed chunks of this many elements, each by
+/// sum_contiguous, the chunk sums then added in order (sum_of_chunk_sums): the result does not
+/// depend on the thread count, and a kernel that writes an array chunk by chunk can compute the
+/// very same sum on the way (Array::remember_sum).
+inline constexpr std::int64_t kReduceChunk = 16384;
+
+/// The full sum from the sums of its kReduceChunk chunks, in order (one chunk: its sum as it is).
+template <class T>
+T sum_of_chunk_sums(const T* chunk_sums, std::int64_t chunks) {
+    if (chunks == 1) return chunk_sums[0];
+    T s = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) s += chunk_sums[c];
+    return s;
 }
 
 /// Makes BLAS single-threaded (once): GEMMs are split across TBB tasks instead.

@@ -119,14 +119,14 @@ template <auto Get>
 struct FusedKernels {
     template <class T>
     static void forward(const T* z, T* y, std::int64_t n) {
-        detail::simd_run<false, T, 1>(
+        detail::simd_run<false, false, T, 1>(
             std::array<const T*, 1>{z}, std::array<bool, 1>{false}, false, y, 0, n,
             [&f = Get()->f](auto v) { return f(v); }, std::make_index_sequence<1>{});
     }
     template <class T>
     static void backward(const T* g, const T* u, T* out, std::int64_t n) {
         const auto& def = Get();
-        detail::simd_run<false, T, 2>(
+        detail::simd_run<false, false, T, 2>(
             std::array<const T*, 2>{g, u}, std::array<bool, 2>{false, false}, false, out, 0, n,
             [&def](auto hb, auto ub) { return hb * detail::as_batch<decltype(hb)>(def->d0(ub)); },
             std::make_index_sequence<2>{});

@@ -16,13 +16,19 @@ namespace {
 constexpr std::int64_t kBitsPerWord = 64;
 
 // y[i] = relu(x[i]) for i in [b, e) (b a multiple of 64), and the words of mask for those elements.
+// Returns the sum of the y written, in reduce_sum's order for a chunk of a full sum starting at b
+// (see Array::remember_sum): the AVX-512 path accumulates its full words as it goes.
 template <class T>
-void relu_with_mask(const T* x, T* y, std::uint64_t* mask, std::int64_t b, std::int64_t e) {
+T relu_with_mask(const T* x, T* y, std::uint64_t* mask, std::int64_t b, std::int64_t e) {
+    using B = xsimd::batch<T>;
+    B acc[2] = {B(T(0)), B(T(0))};
+    std::int64_t summed_to = b;  // the words before it are in acc
     for (std::int64_t w0 = b; w0 < e; w0 += kBitsPerWord) {
         const std::int64_t w1 = std::min(w0 + kBitsPerWord, e);
         std::uint64_t bits = 0;
         std::int64_t i = w0;
 #if defined(__AVX512F__)
+        static_assert(sizeof(B) == 64, "the accumulators follow sum_contiguous's batches");
         if (w1 - w0 == kBitsPerWord) {
             if constexpr (std::is_same_v<T, float>) {
                 for (int j = 0; j < 4; ++j, i += 16) {
@@ -31,6 +37,7 @@ void relu_with_mask(const T* x, T* y, std::uint64_t* mask, std::int64_t b, std::
                     const __m512 r = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ),
                                                         _mm512_setzero_ps());
                     _mm512_storeu_ps(y + i, r);
+                    acc[j & 1] += B(r);
                     bits |= std::uint64_t(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ)) << (16 * j);
                 }
             } else {
@@ -39,9 +46,11 @@ void relu_with_mask(const T* x, T* y, std::uint64_t* mask, std::int64_t b, std::
                     const __m512d r = _mm512_mask_mov_pd(v, _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LE_OQ),
                                                          _mm512_setzero_pd());
                     _mm512_storeu_pd(y + i, r);
+                    acc[j & 1] += B(r);
                     bits |= std::uint64_t(_mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_GT_OQ)) << (8 * j);
                 }
             }
+            if (summed_to == w0) summed_to = w1;
         }
 #endif
         for (; i < w1; ++i) {
@@ -51,6 +60,7 @@ void relu_with_mask(const T* x, T* y, std::uint64_t* mask, std::int64_t b, std::
         }
         mask[w0 / kBitsPerWord] = bits;
     }
+    return detail::sum_contiguous_from(y, summed_to, e, acc[0], acc[1]);  // the rest read back, from cache
 }
 
 // out[i] = bit i of mask ? g[i] : 0 for i in [b, e) (b a multiple of 64); g is one value when
@@ -122,12 +132,17 @@ Tensor relu(const Tensor& x) {
         const T* px = x.array().template data<T>();
         T* py = y.template data<T>();
         auto* pm = reinterpret_cast<std::uint64_t*>(mask.template data<std::int64_t>());
-        const std::int64_t words = (n + kBitsPerWord - 1) / kBitsPerWord;
-        detail::parallel_for(words,
-                             std::max<std::int64_t>(1, detail::scaled_grain<T>(detail::kGrainCheap) / kBitsPerWord),
-                             [&](std::int64_t wb, std::int64_t we) {
-                                 relu_with_mask(px, py, pm, wb * kBitsPerWord, std::min(we * kBitsPerWord, n));
-                             });
+        // Chunks of the full sum (kReduceChunk, a multiple of 64 elements); sums remembered as in simd_map_arrays.
+        const std::int64_t chunks = std::max<std::int64_t>(1, (n + detail::kReduceChunk - 1) / detail::kReduceChunk);
+        std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
+        detail::parallel_for(
+            chunks, std::max<std::int64_t>(1, detail::scaled_grain<T>(detail::kGrainCheap) / detail::kReduceChunk),
+            [&](std::int64_t cb, std::int64_t ce) {
+                for (std::int64_t c = cb; c < ce; ++c)
+                    chunk_sums[c] = relu_with_mask(px, py, pm, c * detail::kReduceChunk,
+                                                   std::min(n, (c + 1) * detail::kReduceChunk));
+            });
+        y.remember_sum(static_cast<double>(detail::sum_of_chunk_sums(chunk_sums.data(), chunks)));
     });
     return make_result("relu", std::move(y), {x}, [mask = std::move(mask), n, dtype](const Tensor& g, const Tensor&) {
         return std::vector<Tensor>{relu_mask_backward(g, mask, n, dtype)};

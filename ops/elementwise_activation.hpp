@@ -84,9 +84,12 @@ inline void stream_fence() {
 
 // Runs out[i] = k(in_0[i], ..., in_{N-1}[i]) over [b, e) on batches; inputs flagged scalar are broadcast.
 // With Stream, o + b is batch-aligned and the full batches are written with non-temporal stores.
-template <bool Stream, class T, std::size_t N, class K, std::size_t... I>
-void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scalar, bool any_scalar, T* o,
-              std::int64_t b, std::int64_t e, const K& k, std::index_sequence<I...>) {
+// With Sum, [b, e) is one chunk of a full sum (kReduceChunk) and the result is the sum of the
+// values written, in sum_contiguous's order exactly (its two accumulators, finished by
+// sum_contiguous_from): two adds per two batches here, against a pass over the output later.
+template <bool Stream, bool Sum, class T, std::size_t N, class K, std::size_t... I>
+T simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scalar, bool any_scalar, T* o, std::int64_t b,
+           std::int64_t e, const K& k, std::index_sequence<I...>) {
     using B = xsimd::batch<T>;
     constexpr std::int64_t W = B::size;
     auto put = [o](std::int64_t at, const B& v) {
@@ -95,14 +98,33 @@ void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scala
         else
             v.store_unaligned(o + at);
     };
-    std::int64_t i = b;
+    std::array<B, 2> accumulators{B(T(0)), B(T(0))};
+    std::int64_t summed_to = b;  // [b, summed_to) is in the accumulators
+    auto run = [&](auto&& load) {
+        std::int64_t i = b;
+        if constexpr (Sum) {
+            B acc0(T(0)), acc1(T(0));
+            for (; i + 2 * W <= e; i += 2 * W) {
+                const B v0 = as_batch<B>(k(load(I, i)...));
+                const B v1 = as_batch<B>(k(load(I, i + W)...));
+                put(i, v0);
+                put(i + W, v1);
+                acc0 += v0;
+                acc1 += v1;
+            }
+            accumulators = {acc0, acc1};
+            summed_to = i;
+        }
+        for (; i + W <= e; i += W) put(i, as_batch<B>(k(load(I, i)...)));
+        return i;
+    };
+    std::int64_t i;
     if (!any_scalar) {
-        for (; i + W <= e; i += W) put(i, as_batch<B>(k(B::load_unaligned(p[I] + i)...)));
+        i = run([&p](std::size_t j, std::int64_t at) { return B::load_unaligned(p[j] + at); });
     } else {
         std::array<B, N> bc;
         for (std::size_t j = 0; j < N; ++j) bc[j] = B(p[j][0]);
-        auto ld = [&](std::size_t j, std::int64_t at) { return scalar[j] ? bc[j] : B::load_unaligned(p[j] + at); };
-        for (; i + W <= e; i += W) put(i, as_batch<B>(k(ld(I, i)...)));
+        i = run([&](std::size_t j, std::int64_t at) { return scalar[j] ? bc[j] : B::load_unaligned(p[j] + at); });
     }
     if (i < e) {
         // Tail: pad each input with its last valid element (no spurious inf/NaN lanes).
@@ -113,6 +135,10 @@ void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scala
         as_batch<B>(k(B::load_aligned(buf[I])...)).store_aligned(res);
         for (std::int64_t l = 0; l < e - i; ++l) o[i + l] = res[l];
     }
+    if constexpr (Sum)
+        return sum_contiguous_from(o, summed_to, e, accumulators[0], accumulators[1]);
+    else
+        return T(0);
 }
 
 /// A new array of in[0]'s shape with out = k(in...) elementwise, k written for xsimd batches.
@@ -120,8 +146,12 @@ void simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scala
 /// `reuse` (optional) is the index of an input whose buffer may receive the result: the caller
 /// guarantees that nothing else holds it and that it is not read afterwards. Each element is read
 /// before it is overwritten, so writing in place is safe; it spares a buffer that is not in cache.
+/// With `remember_sum`, the kernel also sums the output as it writes it (see Array::remember_sum):
+/// for an op's output that a loss may sum (an activation's forward), so that a full sum after it
+/// reads nothing.
 template <std::size_t N, class K>
-Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain, int reuse = -1) {
+Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain, int reuse = -1,
+                      bool remember_sum = false) {
     return dispatch_floating(in[0].dtype(), op, [&]<class T>() {
         const bool in_place = reuse >= 0 && in[reuse].dtype() == in[0].dtype() && in[reuse].shape() == in[0].shape() &&
                               !in[reuse].is_uniform();
@@ -142,17 +172,32 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
         // In place, the lines are read anyway: streaming them out only costs (measured).
         const bool stream = !in_place && n * std::int64_t(sizeof(T)) >= kStreamBytes &&
                             reinterpret_cast<std::uintptr_t>(o) % (W * sizeof(T)) == 0;
-        if (stream) {
+        auto map = [&]<bool Stream, bool Sum>(std::int64_t b, std::int64_t e) {
+            const T s = simd_run<Stream, Sum, T, N>(p, scalar, any_scalar, o, b, e, k, std::make_index_sequence<N>{});
+            if constexpr (Stream) stream_fence();  // each thread orders its own non-temporal stores before the join
+            return s;
+        };
+        if (remember_sum) {
+            // Chunks of the full sum (kReduceChunk elements, a multiple of the batch: aligned stores stay aligned).
+            const std::int64_t chunks = std::max<std::int64_t>(1, (n + kReduceChunk - 1) / kReduceChunk);
+            std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
+            parallel_for(chunks, std::max<std::int64_t>(1, grain / kReduceChunk),
+                         [&](std::int64_t cb, std::int64_t ce) {
+                             for (std::int64_t c = cb; c < ce; ++c) {
+                                 const std::int64_t b = c * kReduceChunk, e = std::min(n, b + kReduceChunk);
+                                 chunk_sums[c] = stream ? map.template operator()<true, true>(b, e)
+                                                        : map.template operator()<false, true>(b, e);
+                             }
+                         });
+            out.remember_sum(static_cast<double>(sum_of_chunk_sums(chunk_sums.data(), chunks)));
+        } else if (stream) {
             // Chunks start on batch boundaries so that every full batch store is aligned.
             parallel_for((n + W - 1) / W, std::max<std::int64_t>(1, grain / W), [&](std::int64_t b, std::int64_t e) {
-                simd_run<true, T, N>(p, scalar, any_scalar, o, b * W, std::min(e * W, n), k,
-                                     std::make_index_sequence<N>{});
-                stream_fence();  // each thread orders its own non-temporal stores before the join
+                map.template operator()<true, false>(b * W, std::min(e * W, n));
             });
         } else {
-            parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) {
-                simd_run<false, T, N>(p, scalar, any_scalar, o, b, e, k, std::make_index_sequence<N>{});
-            });
+            parallel_for(n, grain,
+                         [&](std::int64_t b, std::int64_t e) { map.template operator()<false, false>(b, e); });
         }
         return out;
     });
@@ -160,7 +205,8 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
 
 /// f(x) and d(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
 /// activation that saves its derivative. f and d are written for xsimd batches; when both are
-/// inlined, the compiler shares their common subexpressions (gelu's erfc tail and exp).
+/// inlined, the compiler shares their common subexpressions (gelu's erfc tail and exp). Like
+/// simd_map_arrays with remember_sum, it sums y on the way (chunk by chunk, as reduce_sum would).
 template <class F, class D>
 std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const F& f, const D& d,
                                                       std::int64_t grain) {
@@ -172,13 +218,23 @@ std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Arra
         const T* px = x.template data<T>();
         T* py = y.template data<T>();
         T* pd = dy.template data<T>();
-        parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) {
+        auto step = [&](std::int64_t i) {
+            const B v = B::load_unaligned(px + i);
+            const B fv = as_batch<B>(f(v));
+            fv.store_unaligned(py + i);
+            as_batch<B>(d(v)).store_unaligned(pd + i);
+            return fv;
+        };
+        // One chunk of the full sum of y; the accumulation order is sum_contiguous's (see simd_run).
+        auto run_chunk = [&](std::int64_t b, std::int64_t e) {
             std::int64_t i = b;
-            for (; i + W <= e; i += W) {
-                const B v = B::load_unaligned(px + i);
-                as_batch<B>(f(v)).store_unaligned(py + i);
-                as_batch<B>(d(v)).store_unaligned(pd + i);
+            B acc0(T(0)), acc1(T(0));
+            for (; i + 2 * W <= e; i += 2 * W) {
+                acc0 += step(i);
+                acc1 += step(i + W);
             }
+            const std::int64_t summed_to = i;
+            for (; i + W <= e; i += W) step(i);
             if (i < e) {
                 // Tail: pad with the last valid element (no spurious inf/NaN lanes), as simd_run does.
                 alignas(64) T buf[W], ry[W], rd[W];
@@ -191,7 +247,15 @@ std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Arra
                     pd[i + l] = rd[l];
                 }
             }
+            return sum_contiguous_from(py, summed_to, e, acc0, acc1);
+        };
+        const std::int64_t chunks = std::max<std::int64_t>(1, (n + kReduceChunk - 1) / kReduceChunk);
+        std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
+        parallel_for(chunks, std::max<std::int64_t>(1, grain / kReduceChunk), [&](std::int64_t cb, std::int64_t ce) {
+            for (std::int64_t c = cb; c < ce; ++c)
+                chunk_sums[c] = run_chunk(c * kReduceChunk, std::min(n, (c + 1) * kReduceChunk));
         });
+        y.remember_sum(static_cast<double>(sum_of_chunk_sums(chunk_sums.data(), chunks)));
         return std::pair<Array, Array>(std::move(y), std::move(dy));
     });
 }
@@ -347,7 +411,7 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
         }
     }
     Array y = simd_map_arrays<1>(
-        op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
+        op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain, -1, /*remember_sum=*/true);
     if (!needs_record({x})) return Tensor(std::move(y));
     if constexpr (Def::saves == Saves::output) {
         return make_result(

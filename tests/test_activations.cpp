@@ -689,6 +689,59 @@ BOOST_AUTO_TEST_CASE(every_builtin_is_registered) {
     BOOST_CHECK_THROW(xg::get_activation("no_such_activation"), xg::ValueError);
 }
 
+// An activation sums its output while writing it (Array::remember_sum), so that a loss that sums
+// the output reads nothing more. The remembered sum must be the one reduce_sum computes from the
+// elements, bit for bit, whatever the size (chunk boundaries, batch tails, relu's partial mask
+// words), dtype and thread count; and a write to the output must make sum() read it again.
+BOOST_AUTO_TEST_CASE(remembered_output_sum_is_the_sum_of_the_elements) {
+    const auto user = xg::activation("softsign_user", [](auto v) { return v / (1 + xg::abs(v)); });
+    const std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>> acts = {
+        {"sigmoid", [](const Tensor& x) { return xg::sigmoid(x); }},
+        {"tanh", [](const Tensor& x) { return xg::tanh(x); }},
+        {"relu", [](const Tensor& x) { return xg::relu(x); }},
+        {"relu_no_grad", [](const Tensor& x) { return xg::relu(x.detach()); }},
+        {"gelu", [](const Tensor& x) { return xg::gelu(x); }},
+        {"silu", [](const Tensor& x) { return xg::silu(x); }},
+        {"elu", [](const Tensor& x) { return xg::elu(x); }},
+        {"user", [user](const Tensor& x) { return user(x); }}};
+    const int before = xg::get_num_threads();
+    xg::manual_seed(21);
+    for (const auto dtype : {xg::f32, xg::f64}) {
+        for (const std::int64_t n : {1, 45, 16384, 16385, 3 * 16384 + 45, 100003}) {
+            const Tensor x = (xg::randn({n}, dtype) * 3.0).requires_grad_();
+            for (const auto& [name, act] : acts) {
+                BOOST_TEST_CONTEXT(name << " " << xg::dtype_name(dtype) << " n=" << n) {
+                    std::vector<double> sums;
+                    for (const int threads : {1, 2}) {
+                        xg::set_num_threads(threads);
+                        const Tensor y = act(x);
+                        double known = 0;
+                        BOOST_TEST(y.array().known_sum(known));
+                        const Tensor copy(y.array().clone());  // a plain copy: sum() reads its elements
+                        BOOST_TEST(!copy.array().known_sum(known));
+                        const double from_elements = xg::sum(copy).item<double>();
+                        BOOST_TEST(known == from_elements);  // exact
+                        BOOST_TEST(xg::sum(y).item<double>() == from_elements);
+                        BOOST_TEST(xg::mean(y).item<double>() == xg::mean(copy).item<double>());
+                        sums.push_back(known);
+                    }
+                    BOOST_TEST(sums[0] == sums[1]);
+                }
+            }
+        }
+    }
+    xg::set_num_threads(before);
+    // A write through the xgrad API forgets the remembered sum.
+    const Tensor x = xg::randn({40000}, xg::f32);
+    Tensor y = xg::sigmoid(x);
+    const double first = xg::sum(y).item<double>();
+    y.mul_(2.0);
+    double known = 0;
+    BOOST_TEST(!y.array().known_sum(known));
+    BOOST_TEST(xg::sum(y).item<double>() == xg::sum(Tensor(y.array().clone())).item<double>());
+    BOOST_TEST(xg::sum(y).item<double>() == 2 * first);  // doubling every element is exact
+}
+
 BOOST_AUTO_TEST_CASE(results_do_not_depend_on_the_thread_count) {
     xg::manual_seed(9);
     auto x = xg::randn({300000}, xg::f32).requires_grad_();
