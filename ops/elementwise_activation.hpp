@@ -146,12 +146,11 @@ T simd_run(const std::array<const T*, N>& p, const std::array<bool, N>& scalar, 
 /// `reuse` (optional) is the index of an input whose buffer may receive the result: the caller
 /// guarantees that nothing else holds it and that it is not read afterwards. Each element is read
 /// before it is overwritten, so writing in place is safe; it spares a buffer that is not in cache.
-/// With `remember_sum`, the kernel also sums the output as it writes it (see Array::remember_sum):
+/// With RememberSum, the kernel also sums the output as it writes it (see Array::remember_sum):
 /// for an op's output that a loss may sum (an activation's forward), so that a full sum after it
 /// reads nothing.
-template <std::size_t N, class K>
-Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain, int reuse = -1,
-                      bool remember_sum = false) {
+template <std::size_t N, bool RememberSum = false, class K>
+Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k, std::int64_t grain, int reuse = -1) {
     return dispatch_floating(in[0].dtype(), op, [&]<class T>() {
         const bool in_place = reuse >= 0 && in[reuse].dtype() == in[0].dtype() && in[reuse].shape() == in[0].shape() &&
                               !in[reuse].is_uniform();
@@ -177,7 +176,7 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
             if constexpr (Stream) stream_fence();  // each thread orders its own non-temporal stores before the join
             return s;
         };
-        if (remember_sum) {
+        if constexpr (RememberSum) {
             // Chunks of the full sum (kReduceChunk elements, a multiple of the batch: aligned stores stay aligned).
             const std::int64_t chunks = std::max<std::int64_t>(1, (n + kReduceChunk - 1) / kReduceChunk);
             std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
@@ -206,7 +205,7 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
 /// f(x) and d(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
 /// activation that saves its derivative. f and d are written for xsimd batches; when both are
 /// inlined, the compiler shares their common subexpressions (gelu's erfc tail and exp). Like
-/// simd_map_arrays with remember_sum, it sums y on the way (chunk by chunk, as reduce_sum would).
+/// simd_map_arrays with RememberSum, it sums y on the way (chunk by chunk, as reduce_sum would).
 template <class F, class D>
 std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const F& f, const D& d,
                                                       std::int64_t grain) {
@@ -410,8 +409,8 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
                                });
         }
     }
-    Array y = simd_map_arrays<1>(
-        op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain, -1, /*remember_sum=*/true);
+    Array y = simd_map_arrays<1, /*RememberSum=*/true>(
+        op, {x.array()}, [&f = def->f](auto v) { return f(v); }, def->grain);
     if (!needs_record({x})) return Tensor(std::move(y));
     if constexpr (Def::saves == Saves::output) {
         return make_result(
