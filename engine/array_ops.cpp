@@ -116,14 +116,8 @@ Array reduced_axes_last(const Array& a, const std::vector<int>& axes, std::int64
 // A full sum in fixed chunks (see kReduceChunk): the result does not depend on the thread count.
 template <class T>
 T sum_long(const T* x, std::int64_t n) {
-    if (n <= kReduceChunk) return sum_contiguous(x, n);
-    const std::int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
-    std::vector<T> partial(chunks);
-    parallel_for(chunks, 4, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t c = b; c < e; ++c)
-            partial[c] = sum_contiguous(x + c * kReduceChunk, std::min(kReduceChunk, n - c * kReduceChunk));
-    });
-    return detail::sum_of_chunk_sums(partial.data(), chunks);
+    return detail::for_each_sum_chunk<T>(n, 4 * kReduceChunk,
+                                         [x](std::int64_t b, std::int64_t e) { return sum_contiguous(x + b, e - b); });
 }
 
 }  // namespace

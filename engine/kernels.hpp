@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "array.hpp"
@@ -145,6 +146,21 @@ void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
     tbb::parallel_for(
         tbb::blocked_range<std::int64_t>(0, n, grain),
         [&](const tbb::blocked_range<std::int64_t>& r) { f(r.begin(), r.end()); }, tbb::simple_partitioner());
+}
+
+/// Runs chunk(b, e), which returns the sum of elements [b, e) by sum_contiguous's order (reading
+/// them, or computing and writing them), over the kReduceChunk chunks of [0, n) in parallel
+/// (`grain` elements or more per task), and returns the full sum: reduce_sum's, bit for bit.
+template <class T, class F>
+T for_each_sum_chunk(std::int64_t n, std::int64_t grain, F&& chunk) {
+    if (n <= kReduceChunk) return chunk(std::int64_t(0), n);  // one chunk: no buffer of chunk sums
+    const std::int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
+    std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
+    parallel_for(chunks, std::max<std::int64_t>(1, grain / kReduceChunk), [&](std::int64_t cb, std::int64_t ce) {
+        for (std::int64_t c = cb; c < ce; ++c)
+            chunk_sums[c] = chunk(c * kReduceChunk, std::min(n, (c + 1) * kReduceChunk));
+    });
+    return sum_of_chunk_sums(chunk_sums.data(), chunks);
 }
 
 /// Calls f.template operator()<T>() with T the C++ type of dtype d.

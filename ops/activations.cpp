@@ -132,17 +132,11 @@ Tensor relu(const Tensor& x) {
         const T* px = x.array().template data<T>();
         T* py = y.template data<T>();
         auto* pm = reinterpret_cast<std::uint64_t*>(mask.template data<std::int64_t>());
-        // Chunks of the full sum (kReduceChunk, a multiple of 64 elements); sums remembered as in simd_map_arrays.
-        const std::int64_t chunks = std::max<std::int64_t>(1, (n + detail::kReduceChunk - 1) / detail::kReduceChunk);
-        std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
-        detail::parallel_for(
-            chunks, std::max<std::int64_t>(1, detail::scaled_grain<T>(detail::kGrainCheap) / detail::kReduceChunk),
-            [&](std::int64_t cb, std::int64_t ce) {
-                for (std::int64_t c = cb; c < ce; ++c)
-                    chunk_sums[c] = relu_with_mask(px, py, pm, c * detail::kReduceChunk,
-                                                   std::min(n, (c + 1) * detail::kReduceChunk));
-            });
-        y.remember_sum(static_cast<double>(detail::sum_of_chunk_sums(chunk_sums.data(), chunks)));
+        // Chunks of the full sum (kReduceChunk, a multiple of 64 elements), remembered as in simd_map_arrays.
+        const T sum = detail::for_each_sum_chunk<T>(
+            n, detail::scaled_grain<T>(detail::kGrainCheap),
+            [&](std::int64_t b, std::int64_t e) { return relu_with_mask(px, py, pm, b, e); });
+        y.remember_sum(static_cast<double>(sum));
     });
     return make_result("relu", std::move(y), {x}, [mask = std::move(mask), n, dtype](const Tensor& g, const Tensor&) {
         return std::vector<Tensor>{relu_mask_backward(g, mask, n, dtype)};

@@ -178,17 +178,9 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
         };
         if constexpr (RememberSum) {
             // Chunks of the full sum (kReduceChunk elements, a multiple of the batch: aligned stores stay aligned).
-            const std::int64_t chunks = std::max<std::int64_t>(1, (n + kReduceChunk - 1) / kReduceChunk);
-            std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
-            parallel_for(chunks, std::max<std::int64_t>(1, grain / kReduceChunk),
-                         [&](std::int64_t cb, std::int64_t ce) {
-                             for (std::int64_t c = cb; c < ce; ++c) {
-                                 const std::int64_t b = c * kReduceChunk, e = std::min(n, b + kReduceChunk);
-                                 chunk_sums[c] = stream ? map.template operator()<true, true>(b, e)
-                                                        : map.template operator()<false, true>(b, e);
-                             }
-                         });
-            out.remember_sum(static_cast<double>(sum_of_chunk_sums(chunk_sums.data(), chunks)));
+            out.remember_sum(static_cast<double>(for_each_sum_chunk<T>(n, grain, [&](std::int64_t b, std::int64_t e) {
+                return stream ? map.template operator()<true, true>(b, e) : map.template operator()<false, true>(b, e);
+            })));
         } else if (stream) {
             // Chunks start on batch boundaries so that every full batch store is aligned.
             parallel_for((n + W - 1) / W, std::max<std::int64_t>(1, grain / W), [&](std::int64_t b, std::int64_t e) {
@@ -248,13 +240,7 @@ std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Arra
             }
             return sum_contiguous_from(py, summed_to, e, acc0, acc1);
         };
-        const std::int64_t chunks = std::max<std::int64_t>(1, (n + kReduceChunk - 1) / kReduceChunk);
-        std::vector<T> chunk_sums(static_cast<std::size_t>(chunks));
-        parallel_for(chunks, std::max<std::int64_t>(1, grain / kReduceChunk), [&](std::int64_t cb, std::int64_t ce) {
-            for (std::int64_t c = cb; c < ce; ++c)
-                chunk_sums[c] = run_chunk(c * kReduceChunk, std::min(n, (c + 1) * kReduceChunk));
-        });
-        y.remember_sum(static_cast<double>(sum_of_chunk_sums(chunk_sums.data(), chunks)));
+        y.remember_sum(static_cast<double>(for_each_sum_chunk<T>(n, grain, run_chunk)));
         return std::pair<Array, Array>(std::move(y), std::move(dy));
     });
 }
