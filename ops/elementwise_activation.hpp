@@ -359,16 +359,26 @@ Tensor chain_op(const std::shared_ptr<const Def>& def, const Tensor& h, const Te
                        });
 }
 
+/// True when `a` is a lazily filled constant equal to one (the gradient of a plain sum).
+inline bool is_uniform_one(const Array& a) {
+    if (!a.is_uniform()) return false;
+    return dispatch_floating(a.dtype(), "is_uniform_one",
+                             [&]<class T>() { return *static_cast<const T*>(a.uniform_value()) == T(1); });
+}
+
 /// g * d for a saved derivative d (not recorded): the backward of a Saves::derivative activation
 /// when no graph is being built. The values of chain_op<0>(def, g, x) up to rounding: the compiler
 /// may contract a multiply-add of d0 in one inlining context and not in the other. With
-/// `last_read_of_d` and nothing else holding d's buffer, the result is written into it.
+/// `last_read_of_d` and nothing else holding d's buffer, the result is written into it, or, when g
+/// is a uniform one (the gradient of y.sum()), is d itself: multiplying by one changes no bit, so
+/// the node hands its buffer over and the pass reads nothing.
 inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, const Array& d, std::int64_t grain,
                                         bool last_read_of_d) {
     require_defined(g, op, "the gradient");
     require_same_shape(g.shape(), d.shape(), op);
     // Decided before the call: its argument list copies d, after which d is no longer unique.
     const int reuse = last_read_of_d && d.unique() ? 1 : -1;
+    if (reuse == 1 && g.dtype() == d.dtype() && is_uniform_one(g.array())) return Tensor(d);
     return Tensor(simd_map_arrays<2>(
         op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain, reuse));
 }

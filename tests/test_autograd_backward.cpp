@@ -452,6 +452,56 @@ BOOST_AUTO_TEST_CASE(retain_graph_keeps_a_dropped_saved_output_intact_for_the_ne
     }
 }
 
+// The gradient of a plain sum is a uniform one: on the node's last use, an activation that saved
+// f'(x) hands that buffer over as the gradient. It must equal the gradient computed as a product
+// with a dense gradient of ones, bit for bit, and the closed form of silu'; survive accumulation
+// into x.grad (which then owns the buffer); and never be handed over while the graph is retained.
+BOOST_AUTO_TEST_CASE(a_saved_derivative_handed_over_as_the_gradient_of_a_sum) {
+    for (const xg::Dtype dtype : {xg::f32, xg::f64}) {
+        const std::int64_t n = 70001;
+        auto x = xg::linspace(-6, 6, n, dtype).requires_grad_();
+        const auto ones = xg::tensor(std::vector<double>(n, 1.0), {n}, dtype);  // dense, not uniform
+        const auto silu_d = values(xg::grad({xg::silu(x)}, {x}, {ones})[0]);
+        const auto gelu_d = values(xg::grad({xg::gelu(x)}, {x}, {ones})[0]);
+        const auto xs = values(x);
+        const double tolerance = dtype == xg::f32 ? 1e-6 : 1e-14;
+        for (std::size_t i = 0; i < xs.size(); ++i) {
+            const double s = 1 / (1 + std::exp(-xs[i]));
+            BOOST_TEST(std::abs(silu_d[i] - s * (1 + xs[i] * (1 - s))) <= tolerance);
+        }
+        auto in_dtype = [dtype](double v) { return dtype == xg::f32 ? static_cast<double>(static_cast<float>(v)) : v; };
+        auto loss = xg::sum(xg::silu(x));
+        std::vector<double> accumulated(xs.size(), 0.0);
+        for (int k = 1; k <= 3; ++k) {  // retained: the node keeps its buffer, x.grad accumulates
+            loss.backward(xg::Tensor(), true);
+            const auto g = values(x.grad());
+            for (std::size_t i = 0; i < g.size(); ++i) {
+                accumulated[i] = in_dtype(accumulated[i] + silu_d[i]);
+                if (i % 97 == 0) BOOST_TEST(g[i] == accumulated[i]);
+            }
+        }
+        x.zero_grad();
+        loss.backward();  // the last use: x.grad receives the saved f'(x) itself
+        BOOST_TEST(values(x.grad()) == silu_d, boost::test_tools::per_element());
+        xg::sum(xg::gelu(x)).backward();  // a second handed-over buffer is added to the first
+        const auto both = values(x.grad());
+        for (std::size_t i = 0; i < both.size(); ++i) {
+            BOOST_TEST(both[i] == in_dtype(silu_d[i] + gelu_d[i]));
+        }
+        // Two uses of one input: both gradients are handed over and summed.
+        x.zero_grad();
+        (xg::sum(xg::silu(x)) + xg::sum(xg::silu(x))).backward();
+        const auto twice = values(x.grad());
+        for (std::size_t i = 0; i < twice.size(); ++i) BOOST_TEST(twice[i] == 2 * silu_d[i]);
+        // A uniform gradient other than one (that of a mean) is multiplied in.
+        x.zero_grad();
+        xg::mean(xg::silu(x)).backward();
+        const auto mean_g = values(x.grad());
+        for (std::size_t i = 0; i < mean_g.size(); i += 97)
+            BOOST_TEST(std::abs(mean_g[i] * n - silu_d[i]) <= 1e-4 * (1 + std::abs(silu_d[i])));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(retain_graph_keeps_a_saved_derivative_intact_for_the_next_backward) {
     // gelu's forward also writes gelu'(x), which its last backward may overwrite with the gradient.
     auto x = sweep(1001).requires_grad_();
