@@ -478,7 +478,9 @@ BOOST_AUTO_TEST_CASE(a_saved_derivative_handed_over_as_the_gradient_of_a_sum) {
             for (std::size_t i = 0; i < g.size(); ++i) {
                 accumulated[i] = in_dtype(accumulated[i] + silu_d[i]);
                 if (i % 97 == 0) BOOST_TEST(g[i] == accumulated[i]);
+                accumulated[i] *= 2;
             }
+            x.grad().mul_(2.0);  // in place: must not reach the saved derivative of the retained graph
         }
         x.zero_grad();
         loss.backward();  // the last use: x.grad receives the saved f'(x) itself
