@@ -194,12 +194,11 @@ Array simd_map_arrays(const char* op, const std::array<Array, N>& in, const K& k
     });
 }
 
-/// f(x) and d(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
-/// activation that saves its derivative. f and d are written for xsimd batches; when both are
-/// inlined, the compiler shares their common subexpressions (gelu's erfc tail and exp). Like
-/// simd_map_arrays with RememberSum, it sums y on the way (chunk by chunk, as reduce_sum would).
-template <class F, class D>
-std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const F& f, const D& d,
+/// f(x) and f'(x) elementwise in one pass over x (floating, any shape): the forward kernel of an
+/// activation that saves its derivative. fd(v) returns both for an xsimd batch v, as a std::pair.
+/// Like simd_map_arrays with RememberSum, it sums y on the way (chunk by chunk, as reduce_sum would).
+template <class FD>
+std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Array& x, const FD& fd,
                                                       std::int64_t grain) {
     return dispatch_floating(x.dtype(), op, [&]<class T>() {
         using B = xsimd::batch<T>;
@@ -210,10 +209,9 @@ std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Arra
         T* py = y.template data<T>();
         T* pd = dy.template data<T>();
         auto step = [&](std::int64_t i) {
-            const B v = B::load_unaligned(px + i);
-            const B fv = as_batch<B>(f(v));
+            const auto [fv, dv] = fd(B::load_unaligned(px + i));
             fv.store_unaligned(py + i);
-            as_batch<B>(d(v)).store_unaligned(pd + i);
+            dv.store_unaligned(pd + i);
             return fv;
         };
         // One chunk of the full sum of y; the accumulation order is sum_contiguous's (see simd_run).
@@ -230,9 +228,9 @@ std::pair<Array, Array> simd_map_value_and_derivative(const char* op, const Arra
                 // Tail: pad with the last valid element (no spurious inf/NaN lanes), as simd_run does.
                 alignas(64) T buf[W], ry[W], rd[W];
                 for (std::int64_t l = 0; l < W; ++l) buf[l] = px[std::min(i + l, e - 1)];
-                const B v = B::load_aligned(buf);
-                as_batch<B>(f(v)).store_aligned(ry);
-                as_batch<B>(d(v)).store_aligned(rd);
+                const auto [fv, dv] = fd(B::load_aligned(buf));
+                fv.store_aligned(ry);
+                dv.store_aligned(rd);
                 for (std::int64_t l = 0; l < e - i; ++l) {
                     py[i + l] = ry[l];
                     pd[i + l] = rd[l];
@@ -280,6 +278,20 @@ enum class Saves {
     /// until backward.
     derivative,
 };
+
+/// x -> f'(x) by one dual pass: the derivative of a one-lambda user activation.
+template <class F>
+struct AutoDerivative {
+    F f;
+    template <class X>
+    X operator()(const X& x) const {
+        return xg::derivative(f, x);
+    }
+};
+template <class>
+inline constexpr bool is_auto_derivative_v = false;
+template <class F>
+inline constexpr bool is_auto_derivative_v<AutoDerivative<F>> = true;
 
 /// One elementwise activation: f, the first derivative d0 used by backward, and phi, the function
 /// whose derivatives give the higher orders (the same function as d0; kept apart so that d0 can be
@@ -383,6 +395,20 @@ inline Tensor scale_by_saved_derivative(const std::string& op, const Tensor& g, 
         op.c_str(), {g.array(), d}, [](auto h, auto u) { return h * u; }, grain, reuse));
 }
 
+/// f(v) and f'(v) for the forward pass of an activation that saves its derivative. When d0 is the
+/// automatic derivative of f, both come from one dual evaluation (its value part is f's own
+/// arithmetic), so f is not evaluated twice; otherwise f and the hand-written d0, which the
+/// compiler inlines together and whose common subexpressions it shares (gelu's erfc and exp).
+template <class Def, class V>
+std::pair<V, V> value_and_derivative(const Def& def, const V& v) {
+    if constexpr (is_auto_derivative_v<std::remove_cvref_t<decltype(def.d0)>>) {
+        const auto r = def.f(make_variable(v));
+        return {value_of<V>(r), tangent<V>(r)};
+    } else {
+        return {as_batch<V>(def.f(v)), as_batch<V>(def.d0(v))};
+    }
+}
+
 /// y = f(x) elementwise, recorded with what Def::saves says.
 template <class Def>
 Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& x) {
@@ -391,8 +417,7 @@ Tensor elementwise_forward(const std::shared_ptr<const Def>& def, const Tensor& 
     if constexpr (Def::saves == Saves::derivative) {
         if (needs_record({x}) && is_floating(x.dtype())) {
             auto [y, d] = simd_map_value_and_derivative(
-                op, x.array(), [&f = def->f](auto v) { return f(v); }, [&d0 = def->d0](auto v) { return d0(v); },
-                def->grain);
+                op, x.array(), [&def = *def](auto v) { return value_and_derivative(def, v); }, def->grain);
             Saved sx(x, op);
             return make_result(op, std::move(y), {x},
                                [def, sx, d = std::move(d)](const Tensor& g, const Tensor&, bool last_use) {

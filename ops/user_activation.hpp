@@ -98,15 +98,6 @@ private:
 
 namespace detail {
 
-/// x -> f'(x) by one dual pass.
-template <class F>
-struct AutoDerivative {
-    F f;
-    template <class X>
-    X operator()(const X& x) const {
-        return xg::derivative(f, x);
-    }
-};
 /// (x, y) -> df(x, y) as an X.
 template <class DF>
 struct HandDerivative {

@@ -34,6 +34,34 @@ BOOST_AUTO_TEST_CASE(user_swish_matches_builtin_silu) {
     }
 }
 
+// With x requiring grad, a one-lambda activation's forward takes y and f'(x) from one dual pass
+// of the lambda: y must be the lambda's plain value (as without grad) and the gradient of a sum
+// f'(x), against the closed form of swish, x sigmoid(x), over a sweep with its saturated tails.
+BOOST_AUTO_TEST_CASE(forward_with_grad_takes_value_and_derivative_from_one_dual_pass) {
+    auto swish = xg::activation("dual_pass_swish", [](auto x) { return x * xg::sigmoid(x); });
+    for (auto dtype : {xg::f64, xg::f32}) {
+        const Tensor x = xg::linspace(-40, 40, 20001, dtype);
+        Tensor plain;
+        {
+            xg::NoGradGuard no_grad;
+            plain = swish(x);
+        }
+        auto xr = x.detach().requires_grad_();
+        const Tensor y = swish(xr);
+        xg::sum(y).backward();
+        const auto xv = x.to_vector<double>(), p = plain.to_vector<double>(), yv = y.to_vector<double>(),
+                   g = xr.grad().to_vector<double>();
+        const double rel = dtype == xg::f64 ? 4e-16 : 2.5e-7;
+        for (std::size_t i = 0; i < xv.size(); ++i) {
+            const double s = sig(xv[i]);
+            BOOST_TEST(std::abs(yv[i] - p[i]) <= rel * std::abs(p[i]), "y at " << xv[i]);
+            BOOST_TEST(close(yv[i], xv[i] * s, 8 * rel, 1e-30), "y at " << xv[i]);
+            BOOST_TEST(close(g[i], s * (1 + xv[i] * (1 - s)), 8 * rel, 4 * rel),
+                       "f' at " << xv[i]);  // crosses 0 near -1.28
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(hand_written_derivative_is_what_backward_uses) {
     // A deliberately wrong derivative (twice the true one) shows up in the gradient; the automatic
     // derivative from the same f does not use it.
