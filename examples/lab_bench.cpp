@@ -65,7 +65,10 @@ int run_bench(const Args& args) {
             if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
     const std::int64_t n = std::stoll(option(args, "--n", std::to_string(4 << 20)));
     std::vector<int> threads;
-    for (const auto& t : split_list(option(args, "--threads", "1,2"))) threads.push_back(std::stoi(t));
+    for (const auto& t : split_list(option(args, "--threads", "1,2"))) {
+        threads.push_back(std::stoi(t));
+        if (threads.back() < 1) throw xg::ValueError("--threads takes counts of 1 or more, got " + t);
+    }
     const int before = xg::get_num_threads();
 
     // The memory-traffic floor of this benchmark at each thread count: whatever it fuses, forward +
