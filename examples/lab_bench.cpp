@@ -55,6 +55,20 @@ double copy_bandwidth(int threads) {
     return 2.0 * static_cast<double>(bytes) / ms;
 }
 
+// The whole of `text` as a count of 1 or more, or a ValueError naming the option.
+std::int64_t positive_count(const std::string& text, const char* option_name) {
+    std::size_t used = 0;
+    std::int64_t v = 0;
+    try {
+        v = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text.size() || v < 1 || v > (std::int64_t(1) << 31))
+        throw xg::ValueError(std::string(option_name) + " takes counts of 1 or more, got '" + text + "'");
+    return v;
+}
+
 }  // namespace
 
 int run_bench(const Args& args) {
@@ -63,12 +77,10 @@ int run_bench(const Args& args) {
     if (!pos.empty())
         for (const auto& n : split_list(pos[0]))
             if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-    const std::int64_t n = std::stoll(option(args, "--n", std::to_string(4 << 20)));
+    const std::int64_t n = positive_count(option(args, "--n", std::to_string(4 << 20)), "--n");
     std::vector<int> threads;
-    for (const auto& t : split_list(option(args, "--threads", "1,2"))) {
-        threads.push_back(std::stoi(t));
-        if (threads.back() < 1) throw xg::ValueError("--threads takes counts of 1 or more, got " + t);
-    }
+    for (const auto& t : split_list(option(args, "--threads", "1,2")))
+        threads.push_back(static_cast<int>(positive_count(t, "--threads")));
     const int before = xg::get_num_threads();
 
     // The memory-traffic floor of this benchmark at each thread count: whatever it fuses, forward +
