@@ -91,6 +91,7 @@ int run_bench(const Args& args) {
     const double elems = static_cast<double>(n);
     std::vector<double> bandwidth, floor_ms;
     for (int t : threads) {
+        xg::set_num_threads(t);  // the same thread limit as the timings below
         bandwidth.push_back(copy_bandwidth(t));
         floor_ms.push_back(12.0 * elems / bandwidth.back());
     }
