@@ -114,11 +114,15 @@ std::vector<std::string> symbolize(const std::vector<void*>& frames) {
             by_object[info[i].object].push_back(i);
         }
     }
-    static const bool have_addr2line = ::access("/usr/bin/addr2line", X_OK) == 0;
-    if (have_addr2line) {
+    // LLVM's addr2line first: binutils 2.40's took 8-19 s a lookup in the clang-built test binary
+    // (320 MB), LLVM's 0.5 s; both print the same two lines per address.
+    static const char* const addr2line = ::access("/usr/bin/llvm-addr2line", X_OK) == 0 ? "/usr/bin/llvm-addr2line"
+                                         : ::access("/usr/bin/addr2line", X_OK) == 0    ? "/usr/bin/addr2line"
+                                                                                         : nullptr;
+    if (addr2line) {
         for (auto& [object, idx] : by_object) {
             if (object.find('\'') != std::string::npos) continue;
-            std::string cmd = "/usr/bin/addr2line -C -f -e '" + object + "'";
+            std::string cmd = std::string(addr2line) + " -C -f -e '" + object + "'";
             char buf[32];
             for (auto i : idx) {
                 std::snprintf(buf, sizeof buf, " 0x%lx", static_cast<unsigned long>(info[i].offset));

@@ -6,7 +6,9 @@
 
 // GCC 12 warns that moving a Shape may read past its 4 inline dimensions; small_vector moves
 // more than 4 by taking the heap block, never by copying (a false -Wstringop-overread).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
 
 namespace xg {
 

@@ -27,11 +27,17 @@ constexpr int kMaxDepth = 32;
 // NOTE: written here rather than taking nlohmann_json because the safetensors header grammar is tiny,
 // the parser must enforce limits (depth, duplicate keys, trailing bytes) on hostile input anyway, and
 // it keeps the installed library free of another dependency.
+struct JsonMember;
 struct Json {
     enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
     std::string text;  // string value or number lexeme
     std::vector<Json> items;
-    std::vector<std::pair<std::string, Json>> members;
+    // Not std::pair<std::string, Json>: a pair of the incomplete Json is ill-formed (clang rejects it).
+    std::vector<JsonMember> members;
+};
+struct JsonMember {
+    std::string name;
+    Json value;
 };
 
 class JsonParser {
@@ -88,7 +94,7 @@ private:
                     skip_ws();
                     expect(':');
                     skip_ws();
-                    v.members.emplace_back(std::move(key), value(depth + 1));
+                    v.members.push_back({std::move(key), value(depth + 1)});
                     skip_ws();
                 } while (eat(','));
                 expect('}');

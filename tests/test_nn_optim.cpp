@@ -154,10 +154,12 @@ BOOST_AUTO_TEST_CASE(rmsprop_matches_the_documented_rule) {
 }
 
 BOOST_AUTO_TEST_CASE(adagrad_matches_the_documented_rule) {
-    for (auto [lr, decay, wd, init] : {std::tuple{0.1, 0.0, 0.0, 0.0}, std::tuple{0.1, 0.5, 0.1, 0.3}}) {
+    for (const auto& setting : {std::tuple{0.1, 0.0, 0.0, 0.0}, std::tuple{0.1, 0.5, 0.1, 0.3}}) {
+        const auto [lr, decay, wd, init] = setting;
         auto p = param();
         nn::Adagrad opt({p}, {lr, decay, wd, init, 1e-10});
-        auto rule = [=](double th, double g, int t, std::vector<double>& s) {
+        // Init-captures: clang 14 cannot capture structured bindings.
+        auto rule = [lr = lr, decay = decay, wd = wd, init = init](double th, double g, int t, std::vector<double>& s) {
             if (t == 1) s[0] = init;
             const double clr = lr / (1 + (t - 1) * decay);
             g += wd * th;
