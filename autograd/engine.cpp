@@ -118,7 +118,7 @@ std::vector<std::string> symbolize(const std::vector<void*>& frames) {
     // (320 MB), LLVM's 0.5 s; both print the same two lines per address.
     static const char* const addr2line = ::access("/usr/bin/llvm-addr2line", X_OK) == 0 ? "/usr/bin/llvm-addr2line"
                                          : ::access("/usr/bin/addr2line", X_OK) == 0    ? "/usr/bin/addr2line"
-                                                                                         : nullptr;
+                                                                                        : nullptr;
     if (addr2line) {
         for (auto& [object, idx] : by_object) {
             if (object.find('\'') != std::string::npos) continue;
