@@ -154,15 +154,16 @@ BOOST_AUTO_TEST_CASE(rmsprop_matches_the_documented_rule) {
 }
 
 BOOST_AUTO_TEST_CASE(adagrad_matches_the_documented_rule) {
-    for (const auto& setting : {std::tuple{0.1, 0.0, 0.0, 0.0}, std::tuple{0.1, 0.5, 0.1, 0.3}}) {
-        const auto [lr, decay, wd, init] = setting;
+    for (const nn::AdagradOptions o :
+         {nn::AdagradOptions{.lr = 0.1, .eps = 1e-10},
+          nn::AdagradOptions{
+              .lr = 0.1, .lr_decay = 0.5, .weight_decay = 0.1, .initial_accumulator_value = 0.3, .eps = 1e-10}}) {
         auto p = param();
-        nn::Adagrad opt({p}, {lr, decay, wd, init, 1e-10});
-        // Init-captures: clang 14 cannot capture structured bindings.
-        auto rule = [lr = lr, decay = decay, wd = wd, init = init](double th, double g, int t, std::vector<double>& s) {
-            if (t == 1) s[0] = init;
-            const double clr = lr / (1 + (t - 1) * decay);
-            g += wd * th;
+        nn::Adagrad opt({p}, o);
+        auto rule = [o](double th, double g, int t, std::vector<double>& s) {
+            if (t == 1) s[0] = o.initial_accumulator_value;
+            const double clr = o.lr / (1 + (t - 1) * o.lr_decay);
+            g += o.weight_decay * th;
             s[0] += g * g;
             return th - clr * g / (std::sqrt(s[0]) + 1e-10);
         };
