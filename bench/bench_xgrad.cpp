@@ -1,5 +1,6 @@
 // xgrad side of the benchmark suite. Workload names match bench_torch.cpp so the table can pair them.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <thread>
+#include <vector>
 #include <xgrad/nn/layers.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/optim.hpp>
@@ -95,8 +97,47 @@ void W4_tanh_gemm(benchmark::State& state) {
         A.zero_grad(), B.zero_grad(), C.zero_grad();
     }
     report_peak_rss(state);
+    state.counters["flops"] = 6.0 * 2 * n * n * n;  // per iteration: two GEMMs forward, four backward
 }
 BENCHMARK(W4_tanh_gemm)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// The machine's float32 FMA ceiling: independent AVX-512 FMA chains on each of range(0) threads,
+// no memory traffic. No GEMM can run faster than this; W4's 1-thread row is measured against it.
+__attribute__((target("avx512f"))) double fma_chains(long rounds) {
+    const __m512 mul = _mm512_set1_ps(1.0000001f), add = _mm512_set1_ps(1e-7f);
+    // 12 independent chains cover the FMA latency on both FMA pipes; named variables stay in registers.
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
+    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
+    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+    for (long r = 0; r < rounds; ++r) {
+        a0 = _mm512_fmadd_ps(a0, mul, add), a1 = _mm512_fmadd_ps(a1, mul, add), a2 = _mm512_fmadd_ps(a2, mul, add);
+        a3 = _mm512_fmadd_ps(a3, mul, add), a4 = _mm512_fmadd_ps(a4, mul, add), a5 = _mm512_fmadd_ps(a5, mul, add);
+        a6 = _mm512_fmadd_ps(a6, mul, add), a7 = _mm512_fmadd_ps(a7, mul, add), a8 = _mm512_fmadd_ps(a8, mul, add);
+        a9 = _mm512_fmadd_ps(a9, mul, add), a10 = _mm512_fmadd_ps(a10, mul, add), a11 = _mm512_fmadd_ps(a11, mul, add);
+    }
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                                   _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))),
+                                     _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    return _mm512_reduce_add_ps(sum);
+}
+void PEAK_fma(benchmark::State& state) {
+    if (!__builtin_cpu_supports("avx512f")) {
+        state.SkipWithError("PEAK_fma needs AVX-512");
+        return;
+    }
+    const int threads = static_cast<int>(state.range(0));
+    constexpr long kRounds = 20'000'000;  // 12 x 16 x 2 flops each: 7.7 GFLOP per thread
+    for (auto _ : state) {
+        std::vector<std::thread> pool;
+        std::atomic<double> sink{0};
+        for (int t = 0; t < threads; ++t) pool.emplace_back([&] { sink = sink + fma_chains(kRounds); });
+        for (auto& th : pool) th.join();
+        benchmark::DoNotOptimize(sink.load());
+    }
+    state.counters["GFLOPS"] = benchmark::Counter(12.0 * 16 * 2 * kRounds * threads * state.iterations(),
+                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(PEAK_fma)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // GEMM alone: 1024^3 float32, to compare with OpenBLAS's peak.
 void GEMM_1024(benchmark::State& state) {

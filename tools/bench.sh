@@ -23,7 +23,7 @@ cmake --build --preset bench
 out=build/bench/results
 rm -rf "$out" && mkdir -p "$out"
 workloads=("$@")
-((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM W5 W6 DP BRANCH CONV)
+((${#workloads[@]})) || workloads=(W1 W2 W3 W4 GEMM PEAK W5 W6 DP BRANCH CONV)
 # OpenBLAS picks its kernels from OPENBLAS_CORETYPE when the library loads. On an AVX-512 machine
 # its SkylakeX kernels run SGEMM about 1.7x faster than the Haswell ones (GEMM_1024 at 1 thread:
 # 12.8 vs 21.3 ms here); both sides get the same setting, and the table's header prints it.
