@@ -57,7 +57,7 @@ def main():
             rate = lambda x: x["flops"] / (x["ms"] * 1e-3) / 1e9
             notes.append(f"{rate(r):.0f} vs {rate(o):.0f} GFLOPS" if o and o["flops"] else f"{rate(r):.0f} GFLOPS")
         if name.startswith("PEAK_fma") and r["gflops"]:
-            w4 = next((x for x in ours.values() if x["flops"]), None)
+            w4 = next((x for n, x in ours.items() if n.startswith("W4_tanh_gemm") and x["flops"]), None)
             notes.append(f"float32 FMA ceiling {r['gflops'] / 1e9:.0f} GFLOPS at this thread count"
                          + (f": W4's {w4['flops'] / 1e9:.1f} GFLOP take at least {w4['flops'] / r['gflops'] * 1e3:.1f} ms"
                             if w4 else ""))
