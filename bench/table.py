@@ -49,14 +49,15 @@ def main():
         o = theirs.get(name)
         ratio = f"{r['ms'] / o['ms']:.2f}x" if o else "-"
         notes = []
+        is_peak = name.startswith("PEAK_fma")
         if r["node"]:
             notes.append(f"{r['node'] * 1e9:.0f} vs {o['node'] * 1e9:.0f} ns/node" if o else f"{r['node'] * 1e9:.0f} ns/node")
-        if r["gflops"] and not name.startswith("PEAK_fma"):
+        if r["gflops"] and not is_peak:
             notes.append(f"{r['gflops'] / 1e9:.0f} vs {o['gflops'] / 1e9:.0f} GFLOPS" if o else f"{r['gflops'] / 1e9:.0f} GFLOPS")
         if r["flops"]:  # GFLOPS from the real time, so that threads a library starts count too
             rate = lambda x: x["flops"] / (x["ms"] * 1e-3) / 1e9
             notes.append(f"{rate(r):.0f} vs {rate(o):.0f} GFLOPS" if o and o["flops"] else f"{rate(r):.0f} GFLOPS")
-        if name.startswith("PEAK_fma") and r["gflops"]:
+        if is_peak and r["gflops"]:
             w4 = next((x for n, x in ours.items() if n.startswith("W4_tanh_gemm") and x["flops"]), None)
             notes.append(f"float32 FMA ceiling {r['gflops'] / 1e9:.0f} GFLOPS at this thread count"
                          + (f": W4's {w4['flops'] / 1e9:.1f} GFLOP take at least {w4['flops'] / r['gflops'] * 1e3:.1f} ms"

@@ -165,7 +165,7 @@ BOOST_AUTO_TEST_CASE(adagrad_matches_the_documented_rule) {
             const double clr = o.lr / (1 + (t - 1) * o.lr_decay);
             g += o.weight_decay * th;
             s[0] += g * g;
-            return th - clr * g / (std::sqrt(s[0]) + 1e-10);
+            return th - clr * g / (std::sqrt(s[0]) + o.eps);
         };
         check_trajectory(drive(opt, p), reference(rule, 1));
     }
